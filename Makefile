@@ -1,0 +1,53 @@
+# zerobot developer commands. `make run` and `make test` are the two set-up commands (README).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+
+# The test suite needs the real PostgreSQL and Redis; these defaults point at the local servers
+# (.ci/run starts them if they are down). Override by exporting your own URLs.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/zerobot
+TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
+
+.PHONY: install run test lint format checks ci bench clean
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+# Serves on http://127.0.0.1:8000 with DEBUG on. SQLite + local memory unless DATABASE_URL /
+# REDIS_URL are set in your environment.
+run: install
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo --if-empty
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+test: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Migrations match the models, and the system checks (incl. the pool budget) pass with no warning.
+checks: install
+	SECRET_KEY=ci-only-secret-key-0123456789abcdef0123456789 \
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DB_POOL_MAX_SIZE=$${DB_POOL_MAX_SIZE:-40} \
+		$(BIN)/python manage.py makemigrations --check --dry-run
+	SECRET_KEY=ci-only-secret-key-0123456789abcdef0123456789 \
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DB_POOL_MAX_SIZE=$${DB_POOL_MAX_SIZE:-40} \
+		$(BIN)/python manage.py check --fail-level WARNING
+
+ci: lint checks test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,30 @@
+"""Domain errors raised by trading services; the API maps each to a 4xx with its message."""
+
+from __future__ import annotations
+
+
+class TradingError(Exception):
+    """Base class: a request the domain refuses. ``status_code`` is the HTTP status it maps to."""
+
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(TradingError):
+    code = "invalid"
+
+
+class InsufficientCapital(TradingError):
+    code = "insufficient_capital"
+
+
+class InvalidState(TradingError):
+    """E.g. closing a closed position or starting a stopped bot."""
+
+    status_code = 409
+    code = "invalid_state"

@@ -1,0 +1,555 @@
+"""Every write to trading data goes through these functions.
+
+Balances change with ``F()`` updates inside ``transaction.atomic(durable=True)``; running totals
+(``BotSymbolStats``, ``BotDailyPnl``) change in the same transaction as the trades they count, so
+dashboards read a few rows instead of the whole history. Ledger invariant, per bot:
+
+    capital = initial_capital + sum(trade.realized_pnl) - sum(trade.fee) - sum(open position.margin)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from marketdata.symbols import normalize_symbol
+from trading.errors import InsufficientCapital, InvalidInput, InvalidState
+from trading.models import (
+    Bot,
+    BotDailyPnl,
+    BotSymbolStats,
+    EquitySnapshot,
+    Position,
+    Timeframe,
+    Trade,
+)
+from trading.risk import validate_risk_params
+from zerobot.lib.money import InvalidAmount, money, quantize
+
+logger = logging.getLogger(__name__)
+
+ZERO = Decimal("0")
+MAX_SYMBOLS_PER_BOT = 50
+# Which status changes a bot accepts: stopped is final until restarted explicitly.
+BOT_TRANSITIONS: dict[str, set[str]] = {
+    Bot.Status.INACTIVE: {Bot.Status.ACTIVE, Bot.Status.STOPPED},
+    Bot.Status.ACTIVE: {Bot.Status.PAUSED, Bot.Status.STOPPED},
+    Bot.Status.PAUSED: {Bot.Status.ACTIVE, Bot.Status.STOPPED},
+    Bot.Status.STOPPED: {Bot.Status.ACTIVE},
+}
+
+
+def _decimal(
+    value: Any, *, field: str, places: int, positive: bool = False, non_negative: bool = False
+) -> Decimal:
+    try:
+        number = quantize(value, places)
+    except (InvalidAmount, TypeError):
+        raise InvalidInput(f"{field} must be a finite decimal number.", field=field) from None
+    if positive and number <= 0:
+        raise InvalidInput(f"{field} must be greater than 0.", field=field)
+    if non_negative and number < 0:
+        raise InvalidInput(f"{field} must not be negative.", field=field)
+    return number
+
+
+def _aware(value: datetime | None, *, field: str) -> datetime:
+    if value is None:
+        return timezone.now()
+    if timezone.is_naive(value):
+        raise InvalidInput(f"{field} must be timezone-aware (UTC).", field=field)
+    return value
+
+
+# --- Bots ---------------------------------------------------------------------------------------
+
+
+def bot_create(
+    *,
+    owner: Any,
+    name: str,
+    strategy: str,
+    initial_capital: Any,
+    symbols: Iterable[str],
+    timeframe: str = Timeframe.H1,
+    risk_params: dict[str, Any] | None = None,
+    paper_trading: bool = True,
+) -> Bot:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("name must not be blank.", field="name")
+    capital = _decimal(initial_capital, field="initial_capital", places=8, positive=True)
+    if timeframe not in Timeframe.values:
+        raise InvalidInput(
+            f"timeframe must be one of {', '.join(Timeframe.values)}.", field="timeframe"
+        )
+    symbol_list = _symbols(symbols)
+    params = validate_risk_params(risk_params)
+    try:
+        with transaction.atomic():
+            return Bot.objects.create(
+                owner=owner,
+                name=name,
+                strategy=(strategy or "").strip() or "manual",
+                initial_capital=capital,
+                capital=capital,
+                symbols=symbol_list,
+                timeframe=timeframe,
+                risk_params=params,
+                paper_trading=paper_trading,
+            )
+    except IntegrityError:
+        if Bot.objects.filter(owner=owner, name=name).exists():
+            raise InvalidInput(f"You already have a bot named {name!r}.", field="name") from None
+        raise
+
+
+def _symbols(symbols: Iterable[str]) -> list[str]:
+    if isinstance(symbols, str) or not isinstance(symbols, Iterable):
+        raise InvalidInput('symbols must be a list such as ["BTC/USDT"].', field="symbols")
+    result: list[str] = []
+    for raw in symbols:
+        try:
+            symbol = normalize_symbol(raw)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="symbols") from None
+        if symbol not in result:
+            result.append(symbol)
+    if not result:
+        raise InvalidInput("symbols must name at least one symbol.", field="symbols")
+    if len(result) > MAX_SYMBOLS_PER_BOT:
+        raise InvalidInput(f"A bot trades at most {MAX_SYMBOLS_PER_BOT} symbols.", field="symbols")
+    return result
+
+
+def bot_update(*, bot: Bot, **changes: Any) -> Bot:
+    """Change name, strategy, symbols, timeframe, risk_params or paper_trading (not money)."""
+    allowed = {"name", "strategy", "symbols", "timeframe", "risk_params", "paper_trading"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))} here.")
+    if "name" in changes:
+        changes["name"] = (changes["name"] or "").strip()
+        if not changes["name"]:
+            raise InvalidInput("name must not be blank.", field="name")
+    if "symbols" in changes:
+        changes["symbols"] = _symbols(changes["symbols"])
+    if "timeframe" in changes and changes["timeframe"] not in Timeframe.values:
+        raise InvalidInput(
+            f"timeframe must be one of {', '.join(Timeframe.values)}.", field="timeframe"
+        )
+    if "risk_params" in changes:
+        changes["risk_params"] = validate_risk_params(changes["risk_params"])
+    for field, value in changes.items():
+        setattr(bot, field, value)
+    try:
+        with transaction.atomic():
+            bot.save(update_fields=[*changes, "updated_at"])
+    except IntegrityError:
+        raise InvalidInput(f"You already have a bot named {bot.name!r}.", field="name") from None
+    return bot
+
+
+def bot_set_status(*, bot: Bot, status: str) -> Bot:
+    """Start, pause or stop a bot. Stopping closes nothing: open positions stay open."""
+    if status not in Bot.Status.values:
+        raise InvalidInput(f"status must be one of {', '.join(Bot.Status.values)}.", field="status")
+    if status == bot.status:
+        return bot
+    if status not in BOT_TRANSITIONS[bot.status]:
+        raise InvalidState(f"A {bot.status} bot cannot become {status}.")
+    # Compare-and-set on the old status, so two concurrent requests cannot both win.
+    updated = Bot.objects.filter(pk=bot.pk, status=bot.status).update(
+        status=status, updated_at=timezone.now()
+    )
+    if not updated:
+        bot.refresh_from_db(fields=["status", "updated_at"])
+        raise InvalidState(f"The bot changed meanwhile and is now {bot.status}.")
+    bot.refresh_from_db(fields=["status", "updated_at"])
+    return bot
+
+
+# --- Positions and trades -----------------------------------------------------------------------
+
+
+def position_open(
+    *,
+    bot: Bot,
+    symbol: str,
+    side: str,
+    quantity: Any,
+    price: Any,
+    client_order_id: str,
+    leverage: Any = 1,
+    fee: Any = 0,
+    stop_loss: Any = None,
+    take_profit: Any = None,
+    executed_at: datetime | None = None,
+) -> Position:
+    """Open a position with one fill, locking ``quantity x price / leverage`` of the bot's cash.
+
+    Idempotent on ``client_order_id``: recording the same order again returns the position it
+    opened and moves no money.
+    """
+    try:
+        symbol = normalize_symbol(symbol)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="symbol") from None
+    if symbol not in bot.symbols:
+        raise InvalidInput(f"{bot.name} does not trade {symbol}.", field="symbol")
+    if side not in Position.Side.values:
+        raise InvalidInput("side must be 'long' or 'short'.", field="side")
+    quantity = _decimal(quantity, field="quantity", places=12, positive=True)
+    price = _decimal(price, field="price", places=12, positive=True)
+    leverage = _decimal(leverage, field="leverage", places=2)
+    if not Decimal(1) <= leverage <= Decimal(125):
+        raise InvalidInput("leverage must be between 1 and 125.", field="leverage")
+    fee = _decimal(fee, field="fee", places=8, non_negative=True)
+    stop_loss = (
+        None
+        if stop_loss is None
+        else _decimal(stop_loss, field="stop_loss", places=12, positive=True)
+    )
+    take_profit = (
+        None
+        if take_profit is None
+        else _decimal(take_profit, field="take_profit", places=12, positive=True)
+    )
+    client_order_id = _client_order_id(client_order_id)
+    executed_at = _aware(executed_at, field="executed_at")
+    margin = money(quantity * price / leverage)
+    cost = margin + fee
+
+    try:
+        with transaction.atomic(durable=True):
+            # Debit first: the UPDATE locks the bot row, serialising this bot's writes, and its
+            # capital >= cost filter makes "insufficient cash" a 0-row update, not a race.
+            if not Bot.objects.filter(pk=bot.pk, capital__gte=cost).update(
+                capital=F("capital") - cost
+            ):
+                raise InsufficientCapital(
+                    f"{bot.name} has not enough cash: this order needs {cost} (margin + fee)."
+                )
+            position = Position.objects.create(
+                owner_id=bot.owner_id,
+                bot=bot,
+                symbol=symbol,
+                side=side,
+                quantity=quantity,
+                leverage=leverage,
+                entry_price=price,
+                current_price=price,
+                stop_loss=stop_loss,
+                take_profit=take_profit,
+                opened_at=executed_at,
+                margin=margin,
+                fees=fee,
+            )
+            Trade.objects.create(
+                owner_id=bot.owner_id,
+                bot=bot,
+                position=position,
+                symbol=symbol,
+                side=Trade.Side.BUY if side == Position.Side.LONG else Trade.Side.SELL,
+                quantity=quantity,
+                price=price,
+                fee=fee,
+                realized_pnl=ZERO,
+                executed_at=executed_at,
+                client_order_id=client_order_id,
+            )
+            _stats_add(bot=bot, symbol=symbol, day=executed_at, fee=fee, pnl=ZERO)
+    except IntegrityError:
+        existing = _existing_trade(bot.pk, client_order_id)
+        if existing is None or existing.position_id is None:
+            raise
+        return Position.objects.get(pk=existing.position_id)
+    bot.refresh_from_db(fields=["capital"])
+    return position
+
+
+def position_close(
+    *,
+    position: Position,
+    price: Any,
+    client_order_id: str,
+    quantity: Any = None,
+    fee: Any = 0,
+    executed_at: datetime | None = None,
+) -> Position:
+    """Close all (default) or part of an open position with one fill, crediting margin + PnL - fee.
+
+    Idempotent on ``client_order_id`` like ``position_open``.
+    """
+    price = _decimal(price, field="price", places=12, positive=True)
+    fee = _decimal(fee, field="fee", places=8, non_negative=True)
+    client_order_id = _client_order_id(client_order_id)
+    executed_at = _aware(executed_at, field="executed_at")
+    try:
+        with transaction.atomic(durable=True):
+            locked = Position.objects.select_for_update().get(pk=position.pk)
+            if locked.status != Position.Status.OPEN:
+                existing = _existing_trade(locked.bot_id, client_order_id)
+                if existing is not None and existing.position_id == locked.pk:
+                    return locked  # this very order closed it: a retry, not an error
+                raise InvalidState("This position is already closed.")
+            if executed_at < locked.opened_at:
+                raise InvalidInput(
+                    "executed_at is before the position opened.", field="executed_at"
+                )
+            remaining = locked.open_quantity
+            qty = (
+                remaining
+                if quantity is None
+                else _decimal(quantity, field="quantity", places=12, positive=True)
+            )
+            if qty > remaining:
+                raise InvalidInput(
+                    f"quantity {qty} is more than the open {remaining}.", field="quantity"
+                )
+            full = qty == remaining
+            direction = 1 if locked.side == Position.Side.LONG else -1
+            pnl = money((price - locked.entry_price) * qty * direction)
+            # The last fill releases exactly what is left, so partial closes never leak a satoshi.
+            release = locked.margin if full else money(locked.margin * qty / remaining)
+            credit = release + pnl - fee
+            bot = Bot.objects.filter(pk=locked.bot_id)
+            if credit < 0:
+                bot = bot.filter(capital__gte=-credit)
+            if not bot.update(capital=F("capital") + credit):
+                raise InsufficientCapital(
+                    "The loss of this close exceeds the bot's cash; add capital first."
+                )
+            Trade.objects.create(
+                owner_id=locked.owner_id,
+                bot_id=locked.bot_id,
+                position=locked,
+                symbol=locked.symbol,
+                side=Trade.Side.SELL if direction == 1 else Trade.Side.BUY,
+                quantity=qty,
+                price=price,
+                fee=fee,
+                realized_pnl=pnl,
+                executed_at=executed_at,
+                client_order_id=client_order_id,
+            )
+            locked.closed_quantity += qty
+            locked.margin -= release
+            locked.realized_pnl += pnl
+            locked.fees += fee
+            locked.current_price = price
+            if full:
+                locked.status = Position.Status.CLOSED
+                locked.closed_at = executed_at
+            locked.save(
+                update_fields=[
+                    "closed_quantity",
+                    "margin",
+                    "realized_pnl",
+                    "fees",
+                    "current_price",
+                    "status",
+                    "closed_at",
+                ]
+            )
+            _stats_add(
+                bot=locked.bot_id,
+                owner_id=locked.owner_id,
+                symbol=locked.symbol,
+                day=executed_at,
+                fee=fee,
+                pnl=pnl,
+                closed_net=(locked.realized_pnl - locked.fees) if full else None,
+            )
+    except IntegrityError:
+        existing = _existing_trade(position.bot_id, client_order_id)
+        if existing is None:
+            raise
+        return Position.objects.get(pk=existing.position_id)
+    return locked
+
+
+def _client_order_id(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("client_order_id must be a non-empty string.", field="client_order_id")
+    value = value.strip()
+    if len(value) > 64:
+        raise InvalidInput(
+            "client_order_id must be at most 64 characters.", field="client_order_id"
+        )
+    return value
+
+
+def _existing_trade(bot_id: int, client_order_id: str) -> Trade | None:
+    # uses trade_bot_client_order_uniq
+    return Trade.objects.filter(bot_id=bot_id, client_order_id=client_order_id).first()
+
+
+def _stats_add(
+    *,
+    bot: Bot | int,
+    symbol: str,
+    day: datetime,
+    fee: Decimal,
+    pnl: Decimal,
+    owner_id: int | None = None,
+    closed_net: Decimal | None = None,
+) -> None:
+    """Add one fill (and, when it closed a position, that position's net PnL) to the totals.
+
+    Two upserts (INSERT ... ON CONFLICT DO UPDATE with increments): one round trip each whatever
+    the history, and safe under concurrent fills of the same bot.
+    """
+    bot_id = bot if isinstance(bot, int) else bot.pk
+    if owner_id is None:
+        owner_id = bot.owner_id  # type: ignore[union-attr]
+    closed = 1 if closed_net is not None else 0
+    win = 1 if closed_net is not None and closed_net > 0 else 0
+    loss = 1 if closed_net is not None and closed_net < 0 else 0
+    profit = closed_net if win else ZERO
+    lost = -closed_net if loss else ZERO
+    stats = BotSymbolStats._meta.db_table
+    daily = BotDailyPnl._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {stats} (owner_id, bot_id, symbol, trade_count, closed_positions, wins,
+                                 losses, realized_pnl, fees, gross_profit, gross_loss)
+            VALUES (%s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (bot_id, symbol) DO UPDATE SET
+                trade_count = {stats}.trade_count + 1,
+                closed_positions = {stats}.closed_positions + EXCLUDED.closed_positions,
+                wins = {stats}.wins + EXCLUDED.wins,
+                losses = {stats}.losses + EXCLUDED.losses,
+                realized_pnl = {stats}.realized_pnl + EXCLUDED.realized_pnl,
+                fees = {stats}.fees + EXCLUDED.fees,
+                gross_profit = {stats}.gross_profit + EXCLUDED.gross_profit,
+                gross_loss = {stats}.gross_loss + EXCLUDED.gross_loss
+            """,  # noqa: S608 - table names come from model metadata
+            [owner_id, bot_id, symbol, closed, win, loss, pnl, fee, profit, lost],
+        )
+        cursor.execute(
+            f"""
+            INSERT INTO {daily} (owner_id, bot_id, day, trade_count, realized_pnl, fees)
+            VALUES (%s, %s, %s, 1, %s, %s)
+            ON CONFLICT (bot_id, day) DO UPDATE SET
+                trade_count = {daily}.trade_count + 1,
+                realized_pnl = {daily}.realized_pnl + EXCLUDED.realized_pnl,
+                fees = {daily}.fees + EXCLUDED.fees
+            """,  # noqa: S608
+            [owner_id, bot_id, day.astimezone(UTC).date(), pnl, fee],
+        )
+
+
+# --- Equity -------------------------------------------------------------------------------------
+
+
+def equity_snapshot_record(*, bot: Bot, taken_at: datetime | None = None) -> EquitySnapshot:
+    """Record the bot's equity now: cash + open margin + unrealized PnL at current prices."""
+    taken_at = _aware(taken_at, field="taken_at")
+    bot.refresh_from_db(fields=["capital"])
+    margin = ZERO
+    unrealized = ZERO
+    for position in (
+        Position.objects.for_bot(bot.pk)
+        .open()
+        .only(
+            "side",
+            "quantity",
+            "closed_quantity",
+            "entry_price",
+            "current_price",
+            "margin",
+            "status",
+        )
+    ):
+        margin += position.margin
+        unrealized += position.unrealized_pnl
+    unrealized = money(unrealized)
+    return EquitySnapshot.objects.create(
+        owner_id=bot.owner_id,
+        bot=bot,
+        taken_at=taken_at,
+        cash=bot.capital,
+        unrealized_pnl=unrealized,
+        equity=bot.capital + margin + unrealized,
+    )
+
+
+# --- Running totals, rebuilt from the ledger ----------------------------------------------------
+
+
+def stats_rebuild(*, bot_ids: Iterable[int] | None = None) -> None:
+    """Recompute BotSymbolStats and BotDailyPnl from trades and positions (set-based SQL).
+
+    Used by ``seed_demo`` after bulk loading, and as a repair tool; tests check it agrees with the
+    incremental updates of ``position_open``/``position_close``.
+    """
+    ids = None if bot_ids is None else list(bot_ids)
+    stats = BotSymbolStats._meta.db_table
+    daily = BotDailyPnl._meta.db_table
+    trades = Trade._meta.db_table
+    positions = Position._meta.db_table
+    where_t = "" if ids is None else "WHERE t.bot_id IN ({})".format(",".join(["%s"] * len(ids)))
+    where_p = "" if ids is None else "AND p.bot_id IN ({})".format(",".join(["%s"] * len(ids)))
+    params = [] if ids is None else ids
+    with transaction.atomic():
+        if ids is None:
+            BotSymbolStats.objects.all().delete()
+            BotDailyPnl.objects.all().delete()
+        else:
+            BotSymbolStats.objects.filter(bot_id__in=ids).delete()
+            BotDailyPnl.objects.filter(bot_id__in=ids).delete()
+        if ids == []:
+            return
+        day_expr = (
+            "(t.executed_at AT TIME ZONE 'UTC')::date"
+            if connection.vendor == "postgresql"
+            else "date(t.executed_at)"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                INSERT INTO {stats} (owner_id, bot_id, symbol, trade_count, closed_positions,
+                                     wins, losses, realized_pnl, fees, gross_profit, gross_loss)
+                SELECT f.owner_id, f.bot_id, f.symbol, f.trade_count,
+                       COALESCE(c.closed, 0), COALESCE(c.wins, 0), COALESCE(c.losses, 0),
+                       f.realized_pnl, f.fees,
+                       COALESCE(c.gross_profit, 0), COALESCE(c.gross_loss, 0)
+                FROM (
+                    SELECT t.owner_id, t.bot_id, t.symbol, COUNT(*) AS trade_count,
+                           SUM(t.realized_pnl) AS realized_pnl, SUM(t.fee) AS fees
+                    FROM {trades} t {where_t}
+                    GROUP BY t.owner_id, t.bot_id, t.symbol
+                ) f
+                LEFT JOIN (
+                    SELECT p.bot_id, p.symbol, COUNT(*) AS closed,
+                           SUM(CASE WHEN p.realized_pnl - p.fees > 0 THEN 1 ELSE 0 END) AS wins,
+                           SUM(CASE WHEN p.realized_pnl - p.fees < 0 THEN 1 ELSE 0 END) AS losses,
+                           SUM(CASE WHEN p.realized_pnl - p.fees > 0
+                                    THEN p.realized_pnl - p.fees ELSE 0 END) AS gross_profit,
+                           SUM(CASE WHEN p.realized_pnl - p.fees < 0
+                                    THEN p.fees - p.realized_pnl ELSE 0 END) AS gross_loss
+                    FROM {positions} p
+                    WHERE p.status = 'closed' {where_p}
+                    GROUP BY p.bot_id, p.symbol
+                ) c ON c.bot_id = f.bot_id AND c.symbol = f.symbol
+                """,  # noqa: S608
+                params + params,
+            )
+            cursor.execute(
+                f"""
+                INSERT INTO {daily} (owner_id, bot_id, day, trade_count, realized_pnl, fees)
+                SELECT t.owner_id, t.bot_id, {day_expr}, COUNT(*), SUM(t.realized_pnl), SUM(t.fee)
+                FROM {trades} t {where_t}
+                GROUP BY t.owner_id, t.bot_id, {day_expr}
+                """,  # noqa: S608
+                params,
+            )

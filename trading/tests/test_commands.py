@@ -1,0 +1,136 @@
+"""seed_demo: the small profile's counts, and a ledger that adds up to the cent."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.db.models import Count, F, Sum
+
+from trading import seed, services
+from trading.models import Bot, BotDailyPnl, BotSymbolStats, EquitySnapshot, Position, Trade
+from zerobot.lib.money import money
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
+END = "2026-11-01T00:00:00"
+
+
+def run_seed(*args: str) -> str:
+    out = StringIO()
+    call_command("seed_demo", "--end", END, *args, stdout=out, verbosity=0)
+    return out.getvalue()
+
+
+def test_small_profile_counts_and_demo_login() -> None:
+    output = run_seed()
+    p = seed.PROFILES["small"]
+    assert Bot.objects.count() == p.bots == 6
+    assert Position.objects.count() == p.bots * (p.open_positions + p.closed_positions)
+    assert Position.objects.filter(status="open").count() == p.bots * p.open_positions
+    assert Trade.objects.count() == p.bots * p.trades_per_bot
+    assert 4_000 <= Trade.objects.count() <= 6_000
+    assert EquitySnapshot.objects.count() == p.bots * p.snapshots_per_bot
+    demo = get_user_model().objects.get(username=seed.DEMO_USERNAME)
+    assert demo.is_staff and demo.is_superuser and demo.check_password(seed.DEMO_PASSWORD)
+    assert f"password {seed.DEMO_PASSWORD!r}" in output
+    assert "Seeded 2 users, 6 bots" in output
+    # Denormalised owners agree with their bots everywhere.
+    for model in (Position, Trade, EquitySnapshot, BotSymbolStats, BotDailyPnl):
+        assert not model.objects.exclude(owner_id=F("bot__owner_id")).exists()
+
+
+def test_small_profile_ledger_is_consistent() -> None:
+    run_seed()
+    for bot in Bot.objects.all():
+        trades = Trade.objects.filter(bot=bot).aggregate(pnl=Sum("realized_pnl"), fees=Sum("fee"))
+        margin = Position.objects.filter(bot=bot, status="open").aggregate(m=Sum("margin"))["m"]
+        # capital = initial + realized PnL - fees - margin locked in open positions
+        assert bot.capital == bot.initial_capital + trades["pnl"] - trades["fees"] - margin
+        assert bot.capital >= 0
+
+        last = EquitySnapshot.objects.filter(bot=bot).order_by("-taken_at").first()
+        assert last.cash == bot.capital
+        unrealized = sum(
+            (p.unrealized_pnl for p in Position.objects.filter(bot=bot, status="open")), Decimal(0)
+        )
+        # The last snapshot is at the end instant, valued at the positions' current prices.
+        assert last.equity == last.cash + margin + last.unrealized_pnl
+        assert abs(last.unrealized_pnl - money(unrealized)) <= Decimal("0.0001")
+
+    for position in Position.objects.annotate(n=Count("trades")).filter(status="closed")[:500]:
+        fills = position.trades.aggregate(
+            pnl=Sum("realized_pnl"), fees=Sum("fee"), q=Sum("quantity")
+        )
+        assert position.realized_pnl == fills["pnl"]
+        assert position.fees == fills["fees"]
+        assert position.closed_quantity == position.quantity
+        assert fills["q"] == 2 * position.quantity  # opened once, closed in full
+        assert position.margin == 0
+    for position in Position.objects.filter(status="open")[:100]:
+        assert position.margin == money(
+            position.quantity * position.entry_price / position.leverage
+        )
+
+
+def test_running_totals_match_a_rebuild() -> None:
+    run_seed()
+    before = list(BotSymbolStats.objects.order_by("bot_id", "symbol").values_list(
+        "bot_id", "symbol", "trade_count", "wins", "losses", "realized_pnl", "fees"))  # fmt: skip
+    assert sum(row[2] for row in before) == Trade.objects.count()
+    services.stats_rebuild()
+    after = list(BotSymbolStats.objects.order_by("bot_id", "symbol").values_list(
+        "bot_id", "symbol", "trade_count", "wins", "losses", "realized_pnl", "fees"))  # fmt: skip
+    assert before == after
+    daily = BotDailyPnl.objects.aggregate(n=Sum("trade_count"), pnl=Sum("realized_pnl"))
+    assert daily["n"] == Trade.objects.count()
+    assert daily["pnl"] == Trade.objects.aggregate(s=Sum("realized_pnl"))["s"]
+
+
+def _digest() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT symbol, side, quantity::text, price::text, fee::text, realized_pnl::text, "
+            "executed_at::text FROM trading_trade ORDER BY bot_id, client_order_id"
+        )
+        rows = cursor.fetchall()
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def test_same_seed_same_data_and_reset_starts_over() -> None:
+    run_seed("--seed", "3")
+    first = _digest()
+    with pytest.raises(CommandError, match="--reset"):
+        run_seed("--seed", "3")
+    run_seed("--seed", "3", "--reset")
+    assert _digest() == first
+    run_seed("--seed", "4", "--reset")
+    assert _digest() != first
+    assert Bot.objects.count() == 6
+
+
+def test_overrides_and_if_empty() -> None:
+    run_seed("--users", "1", "--bots-per-user", "2", "--trades-per-bot", "30",
+             "--open-positions", "2", "--closed-positions", "10", "--snapshots-per-bot", "5")  # fmt: skip
+    assert Bot.objects.count() == 2
+    assert Trade.objects.count() == 60
+    assert Position.objects.filter(status="open").count() == 4
+    out = run_seed("--if-empty")
+    assert "not seeding" in out
+    assert Bot.objects.count() == 2
+
+
+def test_impossible_counts_are_a_clear_error() -> None:
+    with pytest.raises(CommandError, match="too few"):
+        run_seed("--trades-per-bot", "10")
+
+
+def test_end_must_be_a_time() -> None:
+    with pytest.raises(CommandError, match="ISO 8601"):
+        run_seed("--reset", "--end", "yesterday")
+    assert datetime.fromisoformat(END).replace(tzinfo=UTC)

@@ -1,0 +1,90 @@
+"""Every hot query is one index range scan on its named index, chosen by PostgreSQL itself.
+
+Data: ``seed_demo``'s generator at a realistic shape (1,000 bots of 100 users, 60k fills, 60k
+snapshots: a bots table of a handful of pages would rightly be read whole), then
+ANALYZE, then EXPLAIN of the ORM queries the API runs. No planner settings are forced.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from trading import seed
+from trading.models import Bot, EquitySnapshot, Position, Trade
+
+pytestmark = pytest.mark.postgres
+
+SHAPE = seed.Profile(
+    users=100, bots_per_user=10, trades_per_bot=60, open_positions=4, closed_positions=25,
+    snapshots_per_bot=60, symbols=20,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def seeded(django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
+    with django_db_blocker.unblock():
+        if connection.vendor != "postgresql":
+            pytest.fail("These tests need PostgreSQL: set DATABASE_URL.", pytrace=False)
+        seed.reset()
+        seed.seed(SHAPE, seed_value=7)
+        user = get_user_model().objects.get(username=seed.DEMO_USERNAME)
+        bot = Bot.objects.filter(owner=user).order_by("id").first()
+        yield {"user": user, "bot": bot}
+        seed.reset()
+
+
+def plan_nodes(queryset: QuerySet) -> list[dict[str, Any]]:
+    raw = queryset.explain(format="json")
+    plan = json.loads(raw)[0]["Plan"] if isinstance(raw, str) else raw[0]["Plan"]
+    nodes, stack = [], [plan]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        stack.extend(node.get("Plans", []))
+    return nodes
+
+
+QUERIES: dict[str, Callable[[dict[str, Any]], QuerySet]] = {
+    "trade_owner_time_idx": lambda s: Trade.objects.for_owner(s["user"]).newest_first()[:100],
+    "trade_bot_time_idx": lambda s: Trade.objects.for_bot(s["bot"].pk).newest_first()[:100],
+    "trade_symbol_time_idx": lambda s: Trade.objects.for_symbol("BTC/USDT").newest_first()[:100],
+    "position_owner_opened_idx": lambda s: Position.objects.for_owner(s["user"]).newest_first()[:100],
+    "position_owner_open_idx": lambda s: Position.objects.for_owner(s["user"]).open().newest_first()[:100],
+    "position_bot_opened_idx": lambda s: Position.objects.for_bot(s["bot"].pk).newest_first()[:100],
+    "position_bot_open_idx": lambda s: Position.objects.for_bot(s["bot"].pk).open().newest_first(),
+    "equity_bot_time_uniq": lambda s: EquitySnapshot.objects.for_bot(s["bot"].pk).newest_first()[:500],
+    "equity_owner_time_idx": lambda s: EquitySnapshot.objects.for_owner(s["user"])
+    .since(timezone.now() - timedelta(days=7))
+    .newest_first(),
+    "bot_owner_created_idx": lambda s: Bot.objects.for_owner(s["user"]).newest_first(),
+}  # fmt: skip
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("index_name", sorted(QUERIES))
+def test_query_is_an_index_scan_on_its_index(seeded: dict[str, Any], index_name: str) -> None:
+    nodes = plan_nodes(QUERIES[index_name](seeded))
+    types = [node["Node Type"] for node in nodes]
+    scans = [
+        node for node in nodes
+        if node["Node Type"] in ("Index Scan", "Index Only Scan") and node.get("Index Name") == index_name
+    ]  # fmt: skip
+    assert scans, f"{index_name} not used: plan nodes {types}"
+    assert "Seq Scan" not in types, types
+    assert "Sort" not in types and "Incremental Sort" not in types, types
+
+
+def test_every_named_index_exists_in_the_database(seeded: dict[str, Any]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+        existing = {row[0] for row in cursor.fetchall()}
+    assert set(QUERIES) <= existing, set(QUERIES) - existing
