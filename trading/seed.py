@@ -394,7 +394,7 @@ def load_rows(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
                 copy.write(_copy_text(rows))
         else:
             marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)  # noqa: S608
+            cursor.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
 
 
 def _fmt_time_for_db() -> Callable[[datetime], str]:
@@ -415,7 +415,7 @@ def _reserve_position_ids(count: int) -> int:
             if count > 1:
                 cursor.execute("SELECT setval(%s, %s)", [sequence, first + count - 1])
             return first
-        cursor.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}")  # noqa: S608
+        cursor.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}")
         return cursor.fetchone()[0]
 
 
@@ -541,12 +541,12 @@ def _set_capitals(capitals: list[tuple[int, str]]) -> None:
             if connection.vendor == "postgresql":
                 values = ", ".join(["(%s, %s::numeric)"] * len(chunk))
                 cursor.execute(
-                    f"UPDATE {table} b SET capital = v.capital FROM (VALUES {values}) "  # noqa: S608
+                    f"UPDATE {table} b SET capital = v.capital FROM (VALUES {values}) "
                     "AS v(id, capital) WHERE b.id = v.id",
                     [x for pair in chunk for x in pair],
                 )
             else:
                 cursor.executemany(
-                    f"UPDATE {table} SET capital = %s WHERE id = %s",  # noqa: S608
+                    f"UPDATE {table} SET capital = %s WHERE id = %s",
                     [(capital, pk) for pk, capital in chunk],
                 )

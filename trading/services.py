@@ -10,6 +10,7 @@ dashboards read a few rows instead of the whole history. Ledger invariant, per b
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -432,7 +433,7 @@ def _stats_add(
                 fees = {stats}.fees + EXCLUDED.fees,
                 gross_profit = {stats}.gross_profit + EXCLUDED.gross_profit,
                 gross_loss = {stats}.gross_loss + EXCLUDED.gross_loss
-            """,  # noqa: S608 - table names come from model metadata
+            """,
             [owner_id, bot_id, symbol, closed, win, loss, pnl, fee, profit, lost],
         )
         cursor.execute(
@@ -443,7 +444,7 @@ def _stats_add(
                 trade_count = {daily}.trade_count + 1,
                 realized_pnl = {daily}.realized_pnl + EXCLUDED.realized_pnl,
                 fees = {daily}.fees + EXCLUDED.fees
-            """,  # noqa: S608
+            """,
             [owner_id, bot_id, day.astimezone(UTC).date(), pnl, fee],
         )
 
@@ -541,7 +542,7 @@ def stats_rebuild(*, bot_ids: Iterable[int] | None = None) -> None:
                     WHERE p.status = 'closed' {where_p}
                     GROUP BY p.bot_id, p.symbol
                 ) c ON c.bot_id = f.bot_id AND c.symbol = f.symbol
-                """,  # noqa: S608
+                """,
                 params + params,
             )
             cursor.execute(
@@ -550,6 +551,46 @@ def stats_rebuild(*, bot_ids: Iterable[int] | None = None) -> None:
                 SELECT t.owner_id, t.bot_id, {day_expr}, COUNT(*), SUM(t.realized_pnl), SUM(t.fee)
                 FROM {trades} t {where_t}
                 GROUP BY t.owner_id, t.bot_id, {day_expr}
-                """,  # noqa: S608
+                """,
                 params,
             )
+
+
+# --- API commands -------------------------------------------------------------------------------
+
+PAPER_FEE_RATE = Decimal("0.001")  # 0.1 % of notional per fill, a typical taker fee
+
+
+def paper_fee(*, price: Decimal, quantity: Decimal) -> Decimal:
+    return money(price * quantity * PAPER_FEE_RATE)
+
+
+def position_close_at_market(
+    *,
+    position: Position,
+    price: Any = None,
+    quantity: Any = None,
+    client_order_id: str | None = None,
+) -> Position:
+    """Close (part of) a position as a user asks from the API: at ``price`` or the position's
+    current price, the paper fee, and ``client_order_id`` (pass one to make retries safe)."""
+    fill_price = position.current_price if price is None else _decimal(
+        price, field="price", places=12, positive=True
+    )  # fmt: skip
+    fill_quantity = position.open_quantity if quantity is None else _decimal(
+        quantity, field="quantity", places=12, positive=True
+    )  # fmt: skip
+    return position_close(
+        position=position,
+        price=fill_price,
+        quantity=quantity,
+        fee=paper_fee(price=fill_price, quantity=fill_quantity),
+        client_order_id=client_order_id or f"api-close-{uuid.uuid4().hex}",
+    )
+
+
+def bot_delete(*, bot: Bot) -> None:
+    """Delete a bot and its history. An active bot must be stopped or paused first."""
+    if bot.status == Bot.Status.ACTIVE:
+        raise InvalidState("Stop or pause the bot before deleting it.")
+    bot.delete()

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "trading",
     "marketdata",
     "monitoring",
@@ -193,6 +194,8 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": True,
     "DATETIME_FORMAT": "iso-8601",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Login and register only: slows password guessing (counted in the cache).
+    "DEFAULT_THROTTLE_RATES": {"auth": env_str("AUTH_THROTTLE_RATE", "20/minute")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "zerobot API",
@@ -200,6 +203,16 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "BotStatusEnum": "trading.models.BotStatus",
+        "PositionStatusEnum": "trading.models.PositionStatus",
+        "PositionSideEnum": "trading.models.PositionSide",
+        "TradeSideEnum": "trading.models.TradeSide",
+        "TimeframeEnum": "trading.models.Timeframe",
+    },
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Auth, i18n, static -------------------------------------------------------------------------

@@ -23,7 +23,8 @@ _ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)  # money leaves the API as an exact decimal string
+        # Exact, positional: Decimal("0E-12") must read "0.000000000000", never "0E-12".
+        return format(value, "f")
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 

@@ -1,0 +1,311 @@
+"""Input validation for writes, and the response shapes for the OpenAPI schema.
+
+List endpoints render ``.values()`` rows directly (see ``trading/querysets.py``); the ``*Out``
+serializers here describe those rows for drf-spectacular, and ``test_api.py`` checks every
+response's keys equal the declared fields, so the schema cannot drift from the payloads.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from trading.models import Bot, Position, Timeframe, Trade
+from trading.querysets import BOT_FIELDS, POSITION_FIELDS, TRADE_FIELDS
+from zerobot.lib.money import (
+    MONEY_DECIMAL_PLACES,
+    MONEY_MAX_DIGITS,
+    PRICE_DECIMAL_PLACES,
+    PRICE_MAX_DIGITS,
+)
+
+
+class FiniteDecimalField(serializers.DecimalField):
+    """DecimalField that also refuses NaN and +/-Infinity with a clear message."""
+
+    default_error_messages = {"not_finite": "Must be a finite number (not NaN or Infinity)."}
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, str) and data.strip().lower().lstrip("+-") in {
+            "nan",
+            "inf",
+            "infinity",
+            "snan",
+        }:
+            self.fail("not_finite")
+        value = super().to_internal_value(data)
+        if not value.is_finite():
+            self.fail("not_finite")
+        return value
+
+
+def money_field(**kwargs: Any) -> FiniteDecimalField:
+    return FiniteDecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kwargs
+    )
+
+
+def price_field(**kwargs: Any) -> FiniteDecimalField:
+    return FiniteDecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, **kwargs
+    )
+
+
+# --- Auth ---------------------------------------------------------------------------------------
+
+
+class RegisterIn(serializers.Serializer):
+    username = serializers.RegexField(r"^[\w.@+-]{3,150}$", max_length=150)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    password = serializers.CharField(write_only=True, trim_whitespace=False, max_length=128)
+
+    def validate_username(self, value: str) -> str:
+        if get_user_model().objects.filter(username__iexact=value).exists():
+            raise serializers.ValidationError("This username is taken.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        user = get_user_model()(username=attrs["username"], email=attrs.get("email", ""))
+        try:
+            password_validation.validate_password(attrs["password"], user)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"password": list(exc.messages)}) from None
+        return attrs
+
+
+class LoginIn(serializers.Serializer):
+    username = serializers.CharField(help_text="Username or e-mail address.", max_length=254)
+    password = serializers.CharField(trim_whitespace=False, max_length=128)
+
+
+class UserOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.EmailField()
+    is_staff = serializers.BooleanField()
+
+
+class TokenOut(serializers.Serializer):
+    token = serializers.CharField()
+    user = UserOut()
+
+
+# --- Bots ---------------------------------------------------------------------------------------
+
+
+class RiskParamsIn(serializers.Serializer):
+    max_position_pct = FiniteDecimalField(max_digits=8, decimal_places=4, required=False)
+    max_drawdown_pct = FiniteDecimalField(max_digits=8, decimal_places=4, required=False)
+    max_trades_per_day = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
+    stop_loss_pct = FiniteDecimalField(max_digits=8, decimal_places=4, required=False)
+    take_profit_pct = FiniteDecimalField(max_digits=8, decimal_places=4, required=False)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict):
+            unknown = set(data) - set(self.fields) - {"validated"}
+            if unknown:
+                raise serializers.ValidationError(
+                    f"Unknown risk parameter(s): {', '.join(sorted(unknown))}."
+                )
+        return super().to_internal_value(data)
+
+
+class BotIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    strategy = serializers.CharField(max_length=50)
+    initial_capital = money_field(min_value=Decimal("0.00000001"))
+    symbols = serializers.ListField(
+        child=serializers.CharField(max_length=32), min_length=1, max_length=50
+    )
+    timeframe = serializers.ChoiceField(choices=Timeframe.choices, default=Timeframe.H1)
+    risk_params = RiskParamsIn(required=False)
+    paper_trading = serializers.BooleanField(default=True)
+
+    def validate_paper_trading(self, value: bool) -> bool:
+        if not value:
+            raise serializers.ValidationError("Only paper trading is supported.")
+        return value
+
+
+class BotUpdateIn(serializers.Serializer):
+    """Every field optional (PATCH); money fields are not editable after creation."""
+
+    name = serializers.CharField(max_length=100, required=False)
+    strategy = serializers.CharField(max_length=50, required=False)
+    symbols = serializers.ListField(
+        child=serializers.CharField(max_length=32), min_length=1, max_length=50, required=False
+    )
+    timeframe = serializers.ChoiceField(choices=Timeframe.choices, required=False)
+    risk_params = RiskParamsIn(required=False)
+
+
+class BotOut(serializers.ModelSerializer):
+    class Meta:
+        model = Bot
+        fields = BOT_FIELDS
+
+
+class BotStatusOut(serializers.Serializer):
+    bot = BotOut()
+    open_positions = serializers.IntegerField(
+        help_text="Positions still open: stopping or pausing a bot never closes them."
+    )
+
+
+# --- Positions and trades -----------------------------------------------------------------------
+
+
+class PositionOut(serializers.ModelSerializer):
+    unrealized_pnl = money_field(read_only=True)
+
+    class Meta:
+        model = Position
+        fields = POSITION_FIELDS
+
+
+class DashboardPositionOut(PositionOut):
+    bot_name = serializers.CharField()
+
+    class Meta(PositionOut.Meta):
+        fields = (*POSITION_FIELDS, "bot_name")
+
+
+class PositionCloseIn(serializers.Serializer):
+    price = price_field(
+        required=False, min_value=Decimal("0.000000000001"),
+        help_text="Fill price; default: the position's current price.",
+    )  # fmt: skip
+    quantity = FiniteDecimalField(
+        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, required=False,
+        min_value=Decimal("0.000000000001"), help_text="Part to close; default: all that is open.",
+    )  # fmt: skip
+    client_order_id = serializers.CharField(
+        max_length=64, required=False,
+        help_text="Idempotency key: sending the same id again returns the same result.",
+    )  # fmt: skip
+
+
+class TradeOut(serializers.ModelSerializer):
+    class Meta:
+        model = Trade
+        fields = TRADE_FIELDS
+
+
+# --- Pagination envelopes and dashboard shapes (schema only) -------------------------------------
+
+
+def page_of(item: type[serializers.Serializer], name: str) -> type[serializers.Serializer]:
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "total": serializers.IntegerField(help_text="Rows matching the filters."),
+            "total_is_lower_bound": serializers.BooleanField(
+                required=False, help_text="Present (true) when total was capped at 10,000."
+            ),
+            "page": serializers.IntegerField(allow_null=True, help_text="Null in cursor mode."),
+            "pages": serializers.IntegerField(),
+            "limit": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item(many=True),
+        },
+    )
+
+
+BotPage = page_of(BotOut, "BotPage")
+PositionPage = page_of(PositionOut, "PositionPage")
+DashboardPositionPage = page_of(DashboardPositionOut, "DashboardPositionPage")
+TradePage = page_of(TradeOut, "TradePage")
+
+
+class BotCountsOut(serializers.Serializer):
+    total = serializers.IntegerField()
+    active = serializers.IntegerField()
+    paused = serializers.IntegerField()
+    stopped = serializers.IntegerField()
+    inactive = serializers.IntegerField()
+
+
+class StatsOut(serializers.Serializer):
+    bots = BotCountsOut()
+    initial_capital = money_field()
+    equity = money_field(help_text="cash + margin + unrealized PnL")
+    cash = money_field()
+    margin = money_field(help_text="Cash locked in open positions.")
+    realized_pnl = money_field(help_text="All-time gross realized PnL.")
+    fees = money_field()
+    net_realized_pnl = money_field()
+    unrealized_pnl = money_field()
+    return_pct = serializers.DecimalField(max_digits=20, decimal_places=4, allow_null=True)
+    open_positions = serializers.IntegerField()
+    trade_count = serializers.IntegerField()
+    closed_positions = serializers.IntegerField()
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    win_rate = serializers.DecimalField(max_digits=6, decimal_places=4, allow_null=True)
+
+
+class EquityPointOut(serializers.Serializer):
+    t = serializers.DateTimeField(help_text="Start of the bucket (UTC).")
+    equity = money_field()
+    cash = money_field()
+    unrealized_pnl = money_field()
+    bots = serializers.IntegerField(help_text="Bots with a snapshot in this bucket.")
+
+
+class EquityCurveOut(serializers.Serializer):
+    bot = serializers.IntegerField(allow_null=True)
+    period = serializers.CharField()
+    start = serializers.DateTimeField(allow_null=True)
+    end = serializers.DateTimeField()
+    points = serializers.IntegerField(help_text="Requested maximum number of points.")
+    results = EquityPointOut(many=True)
+
+
+class PerformanceSummaryOut(serializers.Serializer):
+    trades = serializers.IntegerField()
+    closed_positions = serializers.IntegerField()
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    win_rate = serializers.DecimalField(max_digits=6, decimal_places=4, allow_null=True)
+    realized_pnl = money_field()
+    fees = money_field()
+    net_pnl = money_field()
+    profit_factor = serializers.DecimalField(max_digits=30, decimal_places=4, allow_null=True)
+    average_win = money_field(allow_null=True)
+    average_loss = money_field(allow_null=True)
+
+
+class PerformanceBotOut(PerformanceSummaryOut):
+    bot = serializers.IntegerField()
+    bot_name = serializers.CharField(allow_null=True)
+    max_drawdown_pct = serializers.DecimalField(max_digits=10, decimal_places=4, allow_null=True)
+
+
+class PerformanceTotalOut(PerformanceSummaryOut):
+    max_drawdown_pct = serializers.DecimalField(max_digits=10, decimal_places=4, allow_null=True)
+
+
+class PerformanceSymbolOut(PerformanceSummaryOut):
+    symbol = serializers.CharField()
+
+
+class DailyPnlOut(serializers.Serializer):
+    day = serializers.DateField()
+    trades = serializers.IntegerField()
+    realized_pnl = money_field()
+    fees = money_field()
+    net_pnl = money_field()
+
+
+class PerformanceOut(serializers.Serializer):
+    period = serializers.CharField()
+    total = PerformanceTotalOut()
+    bots = PerformanceBotOut(many=True)
+    symbols = PerformanceSymbolOut(many=True)
+    daily_pnl = DailyPnlOut(many=True)

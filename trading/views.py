@@ -1,0 +1,533 @@
+"""Trading API: auth, bots, positions, trades and the five dashboard endpoints.
+
+Views are thin: parse and validate parameters (``zerobot.lib.params``), scope every queryset to
+``request.user`` in ``get_queryset()``, call one service for writes, and render ``.values()``
+rows (or dashboard dicts) through the orjson renderer. Another user's object is a 404, never a
+403. Query budgets are asserted in ``trading/tests/test_api.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth import authenticate, get_user_model
+from django.db import connection
+from django.db.models import QuerySet
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.authtoken.models import Token
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from trading import dashboard, services
+from trading import serializers as s
+from trading.models import Bot, BotSymbolStats, Position, Trade
+from zerobot.lib.pagination import (
+    COUNT_CAP,
+    MAX_LIMIT,
+    MIN_LIMIT,
+    page_request,
+    paginate,
+)
+from zerobot.lib.params import (
+    PERIODS,
+    choice_param,
+    datetime_param,
+    id_param,
+    int_param,
+    period_param,
+    symbol_param,
+)
+
+# --- OpenAPI parameter declarations -------------------------------------------------------------
+
+PAGE_PARAMS = [
+    OpenApiParameter("page", OpenApiTypes.INT, description="Page number, >= 1 (default 1)."),
+    OpenApiParameter(
+        "limit", OpenApiTypes.INT,
+        description=f"Rows per page, {MIN_LIMIT}-{MAX_LIMIT} (default 100).",
+    ),
+    OpenApiParameter(
+        "cursor", OpenApiTypes.STR,
+        description="Keyset cursor from a previous response's `next`; cost independent of depth.",
+    ),
+]  # fmt: skip
+BOT_PARAM = OpenApiParameter("bot", OpenApiTypes.INT, description="Only this bot (one of yours).")
+SYMBOL_PARAM = OpenApiParameter("symbol", OpenApiTypes.STR, description="e.g. BTC/USDT")
+PERIOD_PARAM = OpenApiParameter(
+    "period", OpenApiTypes.STR, enum=list(PERIODS), description="Time window (default 30d)."
+)
+TRADE_PARAMS = [
+    BOT_PARAM,
+    SYMBOL_PARAM,
+    OpenApiParameter("side", OpenApiTypes.STR, enum=["buy", "sell"]),
+    OpenApiParameter(
+        "executed_after", OpenApiTypes.DATETIME, description="ISO 8601; naive values are UTC."
+    ),
+    OpenApiParameter(
+        "executed_before", OpenApiTypes.DATETIME, description="ISO 8601; naive values are UTC."
+    ),
+    *PAGE_PARAMS,
+]
+POSITION_PARAMS = [
+    BOT_PARAM,
+    SYMBOL_PARAM,
+    OpenApiParameter("status", OpenApiTypes.STR, enum=["open", "closed"]),
+    OpenApiParameter("side", OpenApiTypes.STR, enum=["long", "short"]),
+    *PAGE_PARAMS,
+]
+ERROR = inline_serializer(
+    "Error", {"detail": serializers.CharField(), "code": serializers.CharField(required=False)}
+)
+
+
+MAX_ID = 2**63 - 1
+
+
+def _not_found(what: str) -> Http404:
+    return Http404(f"No {what} with that id among yours.")
+
+
+def _pk(value: Any, what: str) -> int:
+    """The URL's id as a bigint; anything else is the same 404 as an id that is not yours."""
+    if isinstance(value, int) and 1 <= value <= MAX_ID:
+        return value
+    raise _not_found(what)
+
+
+def _count_sql(queryset: QuerySet, cap: int = COUNT_CAP) -> tuple[str, list[Any]]:
+    sql, params = queryset.order_by().values("id")[: cap + 1].query.sql_with_params()
+    return f"SELECT COUNT(*) FROM ({sql}) capped", list(params)
+
+
+def _totals(owner_id: int, bot_id: int | None, parts: list[tuple[str, list[Any]]]) -> list[int]:
+    """Run several scalar counts (and the bot ownership check) as ONE statement.
+
+    Returns the counts; raises 404 when ``bot_id`` is given and is not one of the owner's bots.
+    """
+    selects: list[str] = []
+    params: list[Any] = []
+    if bot_id is not None:
+        selects.append(
+            f"(SELECT COUNT(*) FROM {Bot._meta.db_table} WHERE id = %s AND owner_id = %s)"
+        )
+        params += [bot_id, owner_id]
+    for sql, part_params in parts:
+        selects.append(f"({sql})")
+        params += part_params
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(selects), params)
+        row = list(cursor.fetchone())
+    if bot_id is not None:
+        if not row.pop(0):
+            raise _not_found("bot")
+    return [int(value or 0) for value in row]
+
+
+def _stats_sum_sql(
+    column: str, owner_id: int, bot_id: int | None, symbol: str | None
+) -> tuple[str, list[Any]]:
+    sql = f"SELECT COALESCE(SUM({column}), 0) FROM {BotSymbolStats._meta.db_table} WHERE owner_id = %s"
+    params: list[Any] = [owner_id]
+    if bot_id is not None:
+        sql += " AND bot_id = %s"
+        params.append(bot_id)
+    if symbol is not None:
+        sql += " AND symbol = %s"
+        params.append(symbol)
+    return sql, params
+
+
+# --- Auth ---------------------------------------------------------------------------------------
+
+
+def _token_response(user: Any, code: int = status.HTTP_200_OK) -> Response:
+    token, _ = Token.objects.get_or_create(user=user)
+    return Response(
+        {"token": token.key, "user": {"id": user.pk, "username": user.username,
+                                      "email": user.email, "is_staff": user.is_staff}},
+        status=code,
+    )  # fmt: skip
+
+
+class RegisterView(APIView):
+    """Create an account and return its API token."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(request=s.RegisterIn, responses={201: s.TokenOut, 400: ERROR}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        data = s.RegisterIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = get_user_model().objects.create_user(
+            username=data.validated_data["username"],
+            email=data.validated_data.get("email", ""),
+            password=data.validated_data["password"],
+        )
+        return _token_response(user, status.HTTP_201_CREATED)
+
+
+class LoginView(APIView):
+    """Exchange a username (or e-mail) and password for the account's API token."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(request=s.LoginIn, responses={200: s.TokenOut, 400: ERROR}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        data = s.LoginIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        login = data.validated_data["username"]
+        username = login
+        if "@" in login:
+            match = (
+                get_user_model()
+                .objects.filter(email__iexact=login)
+                .values_list("username", flat=True)
+                .first()
+            )
+            username = match or login
+        user = authenticate(request, username=username, password=data.validated_data["password"])
+        if user is None:
+            return Response(
+                {"detail": "Wrong username or password.", "code": "invalid_credentials"},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        return _token_response(user)
+
+
+class MeView(APIView):
+    @extend_schema(responses=s.UserOut, tags=["auth"])
+    def get(self, request: Request) -> Response:
+        user = request.user
+        return Response({"id": user.pk, "username": user.username, "email": user.email,
+                         "is_staff": user.is_staff})  # fmt: skip
+
+
+# --- Bots ---------------------------------------------------------------------------------------
+
+
+class BotViewSet(viewsets.GenericViewSet):
+    lookup_value_converter = "int"
+    """A user's bots. Start, pause and stop change only the status: open positions stay open
+    (close them with POST /api/positions/{id}/close)."""
+
+    serializer_class = s.BotOut
+
+    def get_queryset(self) -> QuerySet:
+        return Bot.objects.for_owner(self.request.user)
+
+    def get_object(self) -> Bot:
+        try:
+            return self.get_queryset().get(pk=_pk(self.kwargs["pk"], "bot"))
+        except Bot.DoesNotExist:
+            raise _not_found("bot") from None
+
+    def _row(self, bot: Bot) -> dict[str, Any]:
+        return {field: getattr(bot, "pk" if field == "id" else field) for field in s.BOT_FIELDS}
+
+    @extend_schema(parameters=PAGE_PARAMS, responses={200: s.BotPage, 400: ERROR})
+    def list(self, request: Request) -> Response:
+        pages = page_request(request)
+        (total,) = _totals(request.user.pk, None, [_count_sql(self.get_queryset())])
+        rows = self.get_queryset().api_rows()
+        return Response(paginate(request, rows, time_field="created_at", total=total, pages=pages))
+
+    @extend_schema(responses={200: s.BotOut, 404: ERROR})
+    def retrieve(self, request: Request, pk: int) -> Response:
+        return Response(self._row(self.get_object()))
+
+    @extend_schema(request=s.BotIn, responses={201: s.BotOut, 400: ERROR})
+    def create(self, request: Request) -> Response:
+        data = s.BotIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        bot = services.bot_create(owner=request.user, **data.validated_data)
+        return Response(self._row(bot), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.BotUpdateIn, responses={200: s.BotOut, 400: ERROR, 404: ERROR})
+    def partial_update(self, request: Request, pk: int) -> Response:
+        bot = self.get_object()
+        data = s.BotUpdateIn(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        return Response(self._row(services.bot_update(bot=bot, **data.validated_data)))
+
+    @extend_schema(request=s.BotUpdateIn, responses={200: s.BotOut, 400: ERROR, 404: ERROR})
+    def update(self, request: Request, pk: int) -> Response:
+        return self.partial_update(request, pk)
+
+    @extend_schema(responses={204: None, 404: ERROR, 409: ERROR})
+    def destroy(self, request: Request, pk: int) -> Response:
+        services.bot_delete(bot=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _set_status(self, request: Request, new_status: str) -> Response:
+        bot = services.bot_set_status(bot=self.get_object(), status=new_status)
+        open_positions = Position.objects.for_bot(bot.pk).open().count()
+        return Response({"bot": self._row(bot), "open_positions": open_positions})
+
+    @extend_schema(request=None, responses={200: s.BotStatusOut, 404: ERROR, 409: ERROR})
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: int) -> Response:
+        return self._set_status(request, Bot.Status.ACTIVE)
+
+    @extend_schema(request=None, responses={200: s.BotStatusOut, 404: ERROR, 409: ERROR})
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: int) -> Response:
+        return self._set_status(request, Bot.Status.PAUSED)
+
+    @extend_schema(request=None, responses={200: s.BotStatusOut, 404: ERROR, 409: ERROR})
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: int) -> Response:
+        """Stop trading. Open positions are NOT closed: the response says how many remain."""
+        return self._set_status(request, Bot.Status.STOPPED)
+
+
+# --- Positions ----------------------------------------------------------------------------------
+
+
+def positions_page(
+    request: Request, *, open_only: bool = False, bot_name: bool = False
+) -> dict[str, Any]:
+    """Filters bot, status, symbol, side; total from running totals + the open partial index."""
+    user_id = request.user.pk
+    pages = page_request(request)
+    bot_id = id_param(request, "bot")
+    symbol = symbol_param(request)
+    side = choice_param(request, "side", ["long", "short"])
+    wanted = "open" if open_only else choice_param(request, "status", ["open", "closed"])
+
+    queryset = Position.objects.for_owner(request.user)
+    if bot_id is not None:
+        queryset = queryset.for_bot(bot_id)
+    if symbol is not None:
+        queryset = queryset.filter(symbol=symbol)
+    if side is not None:
+        queryset = queryset.filter(side=side)
+    if wanted is not None:
+        queryset = queryset.filter(status=wanted)
+
+    exact = True
+    if side is not None:  # the running totals do not split by side: count, capped
+        (total,) = _totals(user_id, bot_id, [_count_sql(queryset)])
+        exact = total <= COUNT_CAP
+    else:
+        parts = []
+        if wanted in (None, "closed"):
+            parts.append(_stats_sum_sql("closed_positions", user_id, bot_id, symbol))
+        if wanted in (None, "open"):
+            # uses position_owner_open_idx / position_bot_open_idx (partial): a few rows
+            parts.append(_count_sql(queryset.filter(status="open"), cap=10**9))
+        total = sum(_totals(user_id, bot_id, parts))
+    rows = queryset.api_rows(bot_name=bot_name)
+    return paginate(
+        request, rows, time_field="opened_at", total=total, total_exact=exact, pages=pages
+    )
+
+
+class PositionViewSet(viewsets.GenericViewSet):
+    lookup_value_converter = "int"
+    serializer_class = s.PositionOut
+
+    def get_queryset(self) -> QuerySet:
+        return Position.objects.for_owner(self.request.user)
+
+    def _get(self, pk: int) -> Position:
+        try:
+            return self.get_queryset().get(pk=_pk(pk, "position"))
+        except Position.DoesNotExist:
+            raise _not_found("position") from None
+
+    @extend_schema(
+        parameters=POSITION_PARAMS, responses={200: s.PositionPage, 400: ERROR, 404: ERROR}
+    )
+    def list(self, request: Request) -> Response:
+        return Response(positions_page(request))
+
+    @extend_schema(responses={200: s.PositionOut, 404: ERROR})
+    def retrieve(self, request: Request, pk: int) -> Response:
+        row = self.get_queryset().filter(pk=_pk(pk, "position")).api_rows().first()
+        if row is None:
+            raise _not_found("position")
+        return Response(row)
+
+    @extend_schema(
+        request=s.PositionCloseIn,
+        responses={200: s.PositionOut, 400: ERROR, 404: ERROR, 409: ERROR},
+    )
+    @action(detail=True, methods=["post"])
+    def close(self, request: Request, pk: int) -> Response:
+        """Close the position (or ``quantity`` of it) at ``price`` (default: current price)."""
+        position = self._get(pk)
+        data = s.PositionCloseIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        position = services.position_close_at_market(position=position, **data.validated_data)
+        return Response(self.get_queryset().filter(pk=position.pk).api_rows().first())
+
+
+# --- Trades -------------------------------------------------------------------------------------
+
+
+def trades_page(request: Request) -> dict[str, Any]:
+    """Filters bot, symbol, side, executed_after, executed_before.
+
+    Total: from the running totals when only bot/symbol filter (exact, one index probe per
+    symbol row); otherwise counted on the index range, capped at COUNT_CAP.
+    """
+    user_id = request.user.pk
+    pages = page_request(request)
+    bot_id = id_param(request, "bot")
+    symbol = symbol_param(request)
+    side = choice_param(request, "side", ["buy", "sell"])
+    after = datetime_param(request, "executed_after")
+    before = datetime_param(request, "executed_before")
+    if after and before and after > before:
+        raise serializers.ValidationError(
+            {"executed_after": ["executed_after must not be later than executed_before."]}
+        )
+
+    queryset = Trade.objects.for_owner(request.user)
+    if bot_id is not None:
+        queryset = queryset.for_bot(bot_id)
+    if symbol is not None:
+        queryset = queryset.for_symbol(symbol)
+    if side is not None:
+        queryset = queryset.filter(side=side)
+    if after is not None:
+        queryset = queryset.filter(executed_at__gte=after)
+    if before is not None:
+        queryset = queryset.filter(executed_at__lte=before)
+
+    exact = True
+    if side is None and after is None and before is None:
+        (total,) = _totals(
+            user_id, bot_id, [_stats_sum_sql("trade_count", user_id, bot_id, symbol)]
+        )
+    else:
+        (total,) = _totals(user_id, bot_id, [_count_sql(queryset)])
+        exact = total <= COUNT_CAP
+    return paginate(
+        request, queryset.api_rows(), time_field="executed_at", total=total, total_exact=exact,
+        pages=pages,
+    )  # fmt: skip
+
+
+class TradeViewSet(viewsets.GenericViewSet):
+    lookup_value_converter = "int"
+    serializer_class = s.TradeOut
+
+    def get_queryset(self) -> QuerySet:
+        return Trade.objects.for_owner(self.request.user)
+
+    @extend_schema(parameters=TRADE_PARAMS, responses={200: s.TradePage, 400: ERROR, 404: ERROR})
+    def list(self, request: Request) -> Response:
+        return Response(trades_page(request))
+
+    @extend_schema(responses={200: s.TradeOut, 404: ERROR})
+    def retrieve(self, request: Request, pk: int) -> Response:
+        row = self.get_queryset().filter(pk=_pk(pk, "trade")).api_rows().first()
+        if row is None:
+            raise _not_found("trade")
+        return Response(row)
+
+
+# --- Dashboard ----------------------------------------------------------------------------------
+
+
+def _scope(request: Request) -> dashboard.Scope:
+    return dashboard.Scope(owner_id=request.user.pk, bot_id=id_param(request, "bot"))
+
+
+class DashboardStatsView(APIView):
+    """Bots by status, equity, cash, realized/unrealized PnL, return %, open positions, trade
+    count and win rate. Balances are current; PnL and counts are all-time (``period`` does not
+    apply: see /performance for a period)."""
+
+    @extend_schema(
+        parameters=[BOT_PARAM],
+        responses={200: s.StatsOut, 400: ERROR, 404: ERROR},
+        tags=["dashboard"],
+    )
+    def get(self, request: Request) -> Response:
+        try:
+            return Response(dashboard.stats(_scope(request)))
+        except dashboard.BotNotFound:
+            raise _not_found("bot") from None
+
+
+class DashboardEquityCurveView(APIView):
+    """Equity over the period, down-sampled by the database to at most ``points`` buckets;
+    one bot (``?bot=``, the per-bot equity endpoint) or summed across the user's bots."""
+
+    @extend_schema(
+        parameters=[
+            BOT_PARAM, PERIOD_PARAM,
+            OpenApiParameter("points", OpenApiTypes.INT, description="Max points, 2-2000 (default 500)."),
+        ],
+        responses={200: s.EquityCurveOut, 400: ERROR, 404: ERROR},
+        tags=["dashboard"],
+    )  # fmt: skip
+    def get(self, request: Request) -> Response:
+        scope = _scope(request)
+        period, start = period_param(request)
+        points = int_param(request, "points", default=500, minimum=2, maximum=2000)
+        end = datetime.now(UTC)
+        try:
+            results = dashboard.equity_curve(scope, start=start, end=end, points=points)
+        except dashboard.BotNotFound:
+            raise _not_found("bot") from None
+        return Response({"bot": scope.bot_id, "period": period, "start": start, "end": end,
+                         "points": points, "results": results})  # fmt: skip
+
+
+class DashboardPositionsView(APIView):
+    """Open positions with their bot's name and unrealized PnL (paginated)."""
+
+    @extend_schema(
+        parameters=[BOT_PARAM, SYMBOL_PARAM, *PAGE_PARAMS],
+        responses={200: s.DashboardPositionPage, 400: ERROR, 404: ERROR},
+        tags=["dashboard"],
+    )
+    def get(self, request: Request) -> Response:
+        return Response(positions_page(request, open_only=True, bot_name=True))
+
+
+class DashboardTradesView(APIView):
+    """Recent trades, newest first (paginated; same filters as /api/trades/)."""
+
+    @extend_schema(
+        parameters=TRADE_PARAMS,
+        responses={200: s.TradePage, 400: ERROR, 404: ERROR},
+        tags=["dashboard"],
+    )
+    def get(self, request: Request) -> Response:
+        return Response(trades_page(request))
+
+
+class DashboardPerformanceView(APIView):
+    """Per bot and per symbol: trades, wins, losses, win rate, realized PnL, profit factor,
+    average win/loss (all-time running totals), max drawdown over the period (equity snapshots),
+    and PnL per UTC day over the period."""
+
+    @extend_schema(
+        parameters=[BOT_PARAM, PERIOD_PARAM],
+        responses={200: s.PerformanceOut, 400: ERROR, 404: ERROR},
+        tags=["dashboard"],
+    )
+    def get(self, request: Request) -> Response:
+        scope = _scope(request)
+        period, start = period_param(request)
+        try:
+            body = dashboard.performance(scope, start=start)
+        except dashboard.BotNotFound:
+            raise _not_found("bot") from None
+        return Response({"period": period, **body})
