@@ -19,7 +19,14 @@ from typing import Any
 
 from django.db import connection
 
-from trading.models import Bot, BotDailyPnl, BotSymbolStats, EquitySnapshot, Position
+from trading.models import (
+    AccountEquitySnapshot,
+    Bot,
+    BotDailyPnl,
+    BotSymbolStats,
+    EquitySnapshot,
+    Position,
+)
 from zerobot.lib.money import money
 
 ZERO = Decimal(0)
@@ -29,6 +36,7 @@ POSITION = Position._meta.db_table
 STATS = BotSymbolStats._meta.db_table
 DAILY = BotDailyPnl._meta.db_table
 SNAPSHOT = EquitySnapshot._meta.db_table
+ACCOUNT = AccountEquitySnapshot._meta.db_table
 
 
 class BotNotFound(Exception):
@@ -146,45 +154,45 @@ def _epoch(expression: str) -> str:
 def equity_curve_sql(
     scope: Scope, *, start: datetime | None, end: datetime, points: int
 ) -> tuple[str, list[Any]]:
-    """Snapshots in [start, end] in ``points`` equal buckets: per bot the mean of its snapshots in
-    a bucket, then summed over bots. ``start=None`` (period "all") starts at the first snapshot,
-    found by the same statement (one index probe). With ``bot``, the bot row is the driving
-    table, so an unknown bot is an empty result (404) in this one query."""
-    where, params = scope.where("e")
-    t0 = f"COALESCE(%s, (SELECT MIN({_epoch('e.taken_at')}) FROM {SNAPSHOT} e WHERE {where}))"
-    t0_params = [None if start is None else start.timestamp(), *params]
-    epoch_end = end.timestamp()
-    per_bot = f"""
-        SELECT e.bot_id, CAST(FLOOR(({_epoch("e.taken_at")} - w.t0) / w.width) AS INTEGER) AS bucket,
-               AVG(e.equity) AS equity, AVG(e.cash) AS cash, AVG(e.unrealized_pnl) AS unrealized
-        FROM {SNAPSHOT} e, w
-        WHERE {where} AND e.taken_at >= %s AND e.taken_at <= %s
-        GROUP BY e.bot_id, bucket
+    """Snapshots in [start, end] averaged into ``points`` equal buckets, oldest first.
+
+    Summed over the user's bots: ``AccountEquitySnapshot`` (one row per instant, maintained on
+    write) through account_owner_time_uniq. One bot: its snapshots through
+    equity_bot_time_uniq, with the bot row as the driving table so an unknown bot is an empty
+    result (404) in this same statement. ``start=None`` (period "all") begins at the first row.
     """
-    window = f"""
-        WITH b AS (SELECT {t0} AS t0),
-             w AS (SELECT b.t0, GREATEST((%s - b.t0) / %s, 1.0) AS width FROM b)
-    """
-    if connection.vendor != "postgresql":
-        window = window.replace("GREATEST(", "MAX(")
-    first = start or datetime.fromtimestamp(0, tz=end.tzinfo)
-    window_params = [*t0_params, epoch_end, points]
-    per_bot_params = [*params, first, end]
     if scope.bot_id is None:
-        sql = f"""{window}
-            SELECT per.bucket, SUM(per.equity), SUM(per.cash), SUM(per.unrealized), COUNT(*),
-                   MIN(w.t0), MIN(w.width)
-            FROM ({per_bot}) per, w
-            GROUP BY per.bucket ORDER BY per.bucket
-        """
-        return sql, window_params + per_bot_params
-    sql = f"""{window}
-        SELECT per.bucket, per.equity, per.cash, per.unrealized, 1, w.t0, w.width
-        FROM {BOT} bot CROSS JOIN w LEFT JOIN ({per_bot}) per ON per.bot_id = bot.id
-        WHERE bot.id = %s AND bot.owner_id = %s
-        ORDER BY per.bucket
+        source, where, params = ACCOUNT, "e.owner_id = %s", [scope.owner_id]
+        extra = "MAX(e.bots)"
+    else:
+        source, where, params = SNAPSHOT, "e.bot_id = %s", [scope.bot_id]
+        extra = "1"
+    t0 = f"COALESCE(%s, (SELECT MIN({_epoch('e.taken_at')}) FROM {source} e WHERE {where}))"
+    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
+    curve = f"""
+        WITH b AS (SELECT {t0} AS t0),
+             w AS (SELECT b.t0, {greatest}((%s - b.t0) / %s, 1.0) AS width FROM b)
+        SELECT CAST(FLOOR(({_epoch("e.taken_at")} - w.t0) / w.width) AS INTEGER) AS bucket,
+               ROUND(AVG(e.equity), 8) AS equity, ROUND(AVG(e.cash), 8) AS cash,
+               ROUND(AVG(e.unrealized_pnl), 8) AS unrealized, {extra} AS bots, MIN(w.t0) AS t0, MIN(w.width) AS width
+        FROM {source} e, w
+        WHERE {where} AND e.taken_at >= %s AND e.taken_at <= %s
+        GROUP BY bucket
     """
-    return sql, window_params + per_bot_params + [scope.bot_id, scope.owner_id]
+    first = start or datetime.fromtimestamp(0, tz=UTC)
+    curve_params = [
+        None if start is None else start.timestamp(), *params, end.timestamp(), points,
+        *params, first, end,
+    ]  # fmt: skip
+    if scope.bot_id is None:
+        return f"{curve} ORDER BY bucket", curve_params
+    sql = f"""
+        SELECT c.bucket, c.equity, c.cash, c.unrealized, c.bots, c.t0, c.width
+        FROM {BOT} bot LEFT JOIN ({curve}) c ON TRUE
+        WHERE bot.id = %s AND bot.owner_id = %s
+        ORDER BY c.bucket
+    """
+    return sql, [*curve_params, scope.bot_id, scope.owner_id]
 
 
 def equity_curve(
@@ -196,27 +204,28 @@ def equity_curve(
     rows = _fetch(sql, params)
     if scope.bot_id is not None and not rows:
         raise BotNotFound
-    result = []
-    for bucket, equity, cash, unrealized, bots, t0, width in rows:
-        if bucket is None:
-            continue
-        moment = datetime.fromtimestamp(float(t0) + bucket * float(width), tz=UTC)
-        result.append({
-            "t": moment.replace(microsecond=0), "equity": money(equity), "cash": money(cash),
-            "unrealized_pnl": money(unrealized), "bots": bots,
-        })  # fmt: skip
-    return result
+    if not rows or rows[0][0] is None:
+        return []
+    # Bucket starts from (t0, width), to the second; the database already rounded the values.
+    t0, width = float(rows[0][5]), float(rows[0][6])
+    return [
+        {"t": datetime.fromtimestamp(round(t0 + bucket * width), tz=UTC), "equity": equity,
+         "cash": cash, "unrealized_pnl": unrealized, "bots": bots}
+        for bucket, equity, cash, unrealized, bots, _t0, _width in rows
+    ]  # fmt: skip
 
 
 # --- Performance --------------------------------------------------------------------------------
 
 
 def performance_stats_sql(scope: Scope) -> tuple[str, list[Any]]:
-    where, params = scope.where("s")
+    """Running totals per bot x symbol, and each bot's all-time max drawdown (kept on the bot by
+    equity_snapshot_record). Driven by the user's bots so bots without fills still appear."""
+    where, params = scope.where("b", bot_column="id")
     sql = f"""
-        SELECT s.bot_id, b.name, s.symbol, s.trade_count, s.closed_positions, s.wins, s.losses,
-               s.realized_pnl, s.fees, s.gross_profit, s.gross_loss
-        FROM {STATS} s JOIN {BOT} b ON b.id = s.bot_id
+        SELECT b.id, b.name, s.symbol, s.trade_count, s.closed_positions, s.wins, s.losses,
+               s.realized_pnl, s.fees, s.gross_profit, s.gross_loss, b.max_drawdown_pct
+        FROM {BOT} b LEFT JOIN {STATS} s ON s.bot_id = b.id
         WHERE {where}
     """
     return sql, params
@@ -236,26 +245,25 @@ def daily_pnl_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[An
 
 
 def drawdown_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[Any]]:
-    """Per bot: max over the period of (running peak - equity) / running peak. Each bot's
-    snapshots are read in time order from equity_bot_time_uniq (a LATERAL per bot: no sort)."""
-    where, params = scope.where("b", bot_column="id")
-    since = "" if start is None else "AND e.taken_at >= %s"
-    lateral_params = [] if start is None else [start]
+    """Max over the period of (running peak - equity) / running peak, on the summed curve
+    (all bots) or one bot's snapshots: one index range scan in time order, no sort."""
+    if scope.bot_id is None:
+        source, where, params = ACCOUNT, "e.owner_id = %s", [scope.owner_id]
+    else:
+        source, where, params = SNAPSHOT, "e.bot_id = %s AND e.owner_id = %s", [
+            scope.bot_id, scope.owner_id,
+        ]  # fmt: skip
+    if start is not None:
+        where += " AND e.taken_at >= %s"
+        params.append(start)
     sql = f"""
-        SELECT b.id, dd.max_drawdown, dd.peak
-        FROM {BOT} b
-        LEFT JOIN LATERAL (
-            SELECT MAX((w.peak - w.equity) / NULLIF(w.peak, 0)) AS max_drawdown,
-                   MAX(w.peak) AS peak
-            FROM (
-                SELECT e.equity, MAX(e.equity) OVER (ORDER BY e.taken_at) AS peak
-                FROM {SNAPSHOT} e
-                WHERE e.bot_id = b.id {since}
-            ) w
-        ) dd ON TRUE
-        WHERE {where}
+        SELECT MAX((w.peak - w.equity) / NULLIF(w.peak, 0))
+        FROM (
+            SELECT e.equity, MAX(e.equity) OVER (ORDER BY e.taken_at) AS peak
+            FROM {source} e WHERE {where}
+        ) w
     """
-    return sql, lateral_params + params
+    return sql, params
 
 
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -282,41 +290,34 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def performance(scope: Scope, *, start: datetime | None) -> dict[str, Any]:
-    """Three queries: running totals per bot x symbol, PnL per day over the period, drawdowns."""
-    if connection.vendor != "postgresql":  # LATERAL: PostgreSQL only; SQLite dev runs get none
-        drawdowns: dict[int, Decimal | None] = {}
-    else:
-        sql, params = drawdown_sql(scope, start=start)
-        drawdowns = {
-            bot_id: None if dd is None else (Decimal(dd) * HUNDRED).quantize(Decimal("0.0001"))
-            for bot_id, dd, _peak in _fetch(sql, params)
-        }
-        if scope.bot_id is not None and not drawdowns:
-            raise BotNotFound
-
+    """Three queries: running totals per bot x symbol (with each bot's all-time max drawdown),
+    PnL per day over the period, and the max drawdown over the period (summed or one bot)."""
     sql, params = performance_stats_sql(scope)
-    rows = [
-        {
-            "bot_id": r[0], "bot_name": r[1], "symbol": r[2], "trade_count": r[3],
-            "closed_positions": r[4], "wins": r[5], "losses": r[6], "realized_pnl": _dec(r[7]),
-            "fees": _dec(r[8]), "gross_profit": _dec(r[9]), "gross_loss": _dec(r[10]),
-        }
-        for r in _fetch(sql, params)
-    ]  # fmt: skip
-    by_bot: dict[int, list[dict[str, Any]]] = {}
+    rows = []
     names: dict[int, str] = {}
+    bot_drawdowns: dict[int, Decimal] = {}
+    for r in _fetch(sql, params):
+        names[r[0]] = r[1]
+        bot_drawdowns[r[0]] = _dec(r[11])
+        if r[2] is None:  # a bot without fills yet
+            continue
+        rows.append({
+            "bot_id": r[0], "symbol": r[2], "trade_count": r[3], "closed_positions": r[4],
+            "wins": r[5], "losses": r[6], "realized_pnl": _dec(r[7]), "fees": _dec(r[8]),
+            "gross_profit": _dec(r[9]), "gross_loss": _dec(r[10]),
+        })  # fmt: skip
+    if scope.bot_id is not None and not names:
+        raise BotNotFound
+    by_bot: dict[int, list[dict[str, Any]]] = {bot_id: [] for bot_id in names}
     by_symbol: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        by_bot.setdefault(row["bot_id"], []).append(row)
-        names[row["bot_id"]] = row["bot_name"]
+        by_bot[row["bot_id"]].append(row)
         by_symbol.setdefault(row["symbol"], []).append(row)
-
-    bots = []
-    for bot_id in sorted(set(by_bot) | set(drawdowns)):
-        bots.append({
-            "bot": bot_id, "bot_name": names.get(bot_id), **_summary(by_bot.get(bot_id, [])),
-            "max_drawdown_pct": drawdowns.get(bot_id),
-        })  # fmt: skip
+    bots = [
+        {"bot": bot_id, "bot_name": names[bot_id], **_summary(by_bot[bot_id]),
+         "max_drawdown_pct": bot_drawdowns[bot_id].quantize(Decimal("0.0001"))}
+        for bot_id in sorted(by_bot)
+    ]  # fmt: skip
     symbols = [{"symbol": symbol, **_summary(by_symbol[symbol])} for symbol in sorted(by_symbol)]
 
     sql, params = daily_pnl_sql(scope, start=start)
@@ -325,9 +326,15 @@ def performance(scope: Scope, *, start: datetime | None) -> dict[str, Any]:
          "net_pnl": money(_dec(pnl) - _dec(fees))}
         for day, n, pnl, fees in _fetch(sql, params)
     ]  # fmt: skip
-    drawdown_values = [d for d in drawdowns.values() if d is not None]
+    sql, params = drawdown_sql(scope, start=start)
+    (drawdown,) = _fetch(sql, params)[0]
     return {
-        "total": {**_summary(rows), "max_drawdown_pct": max(drawdown_values, default=None)},
+        "total": {
+            **_summary(rows),
+            "max_drawdown_pct": None
+            if drawdown is None
+            else (Decimal(drawdown) * HUNDRED).quantize(Decimal("0.0001")),
+        },
         "bots": bots,
         "symbols": symbols,
         "daily_pnl": daily,

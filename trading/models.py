@@ -19,7 +19,13 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from trading.querysets import BotQuerySet, EquitySnapshotQuerySet, PositionQuerySet, TradeQuerySet
+from trading.querysets import (
+    AccountEquityQuerySet,
+    BotQuerySet,
+    EquitySnapshotQuerySet,
+    PositionQuerySet,
+    TradeQuerySet,
+)
 from zerobot.lib.money import (
     LEVERAGE_DECIMAL_PLACES,
     LEVERAGE_MAX_DIGITS,
@@ -106,6 +112,11 @@ class Bot(models.Model):
         default=list, help_text='Traded symbols, e.g. ["BTC/USDT", "ETH/USDT"].'
     )
     timeframe = models.CharField(max_length=3, choices=Timeframe.choices, default=Timeframe.H1)
+    peak_equity = MoneyField(default=ZERO, help_text="Highest equity snapshot so far.")
+    max_drawdown_pct = models.DecimalField(
+        max_digits=7, decimal_places=4, default=ZERO,
+        help_text="Largest fall from a previous peak, in % of that peak, over all snapshots.",
+    )  # fmt: skip
     risk_params = models.JSONField(
         default=dict,
         help_text="max_position_pct, max_drawdown_pct, max_trades_per_day, stop_loss_pct, "
@@ -306,7 +317,7 @@ class EquitySnapshot(models.Model):
         settings.AUTH_USER_MODEL,
         on_delete=models.CASCADE,
         related_name="+",
-        db_index=False,  # equity_owner_time_idx starts with owner
+        db_index=False,  # no per-user snapshot reads (summed curves use AccountEquitySnapshot)
     )
     bot = models.ForeignKey(
         Bot,
@@ -327,13 +338,41 @@ class EquitySnapshot(models.Model):
             # index (bot, taken_at DESC) serves a bot's equity curve in time order, both ways.
             models.UniqueConstraint(F("bot"), F("taken_at").desc(), name="equity_bot_time_uniq"),
         ]
-        indexes = [
-            # All of a user's bots over a period: the summed equity curve and the stats endpoint.
-            models.Index(fields=["owner", "-taken_at"], name="equity_owner_time_idx"),
-        ]
+        # No (owner, taken_at) index: summed curves read AccountEquitySnapshot instead.
 
     def __str__(self) -> str:
         return f"{self.bot_id} @ {self.taken_at:%Y-%m-%d %H:%M}: {self.equity}"
+
+
+class AccountEquitySnapshot(models.Model):
+    """A user's equity summed over their bots at one instant, kept by ``equity_snapshot_record``.
+
+    Each row is, for every bot of the owner, its latest snapshot at or before ``taken_at``
+    (carried forward), summed. The summed equity curve reads these rows (one per instant)
+    instead of grouping every bot's snapshots per request.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    taken_at = models.DateTimeField()
+    equity = MoneyField()
+    cash = MoneyField()
+    unrealized_pnl = MoneyField(default=ZERO)
+    bots = models.PositiveIntegerField(default=0, help_text="Bots with a snapshot so far.")
+
+    objects = AccountEquityQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            # A user's summed equity curve over a period (and the portfolio drawdown).
+            models.UniqueConstraint(
+                F("owner"), F("taken_at").desc(), name="account_owner_time_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner_id} @ {self.taken_at:%Y-%m-%d %H:%M}: {self.equity}"
 
 
 class BotSymbolStats(models.Model):

@@ -100,7 +100,18 @@ class EquitySnapshotQuerySet(models.QuerySet):
         return self if start is None else self.filter(taken_at__gte=start)
 
     def newest_first(self) -> EquitySnapshotQuerySet:
-        return self.order_by("-taken_at")  # uses equity_bot_time_uniq / equity_owner_time_idx
+        return self.order_by("-taken_at")  # with for_bot: equity_bot_time_uniq
+
+
+class AccountEquityQuerySet(models.QuerySet):
+    def for_owner(self, user: AbstractBaseUser) -> AccountEquityQuerySet:
+        return self.filter(owner=user)
+
+    def since(self, start: datetime | None) -> AccountEquityQuerySet:
+        return self if start is None else self.filter(taken_at__gte=start)
+
+    def newest_first(self) -> AccountEquityQuerySet:
+        return self.order_by("-taken_at")  # uses account_owner_time_uniq
 
 
 # --- API row shapes -----------------------------------------------------------------------------
@@ -119,5 +130,5 @@ POSITION_FIELDS = (
 )  # fmt: skip
 BOT_FIELDS = (
     "id", "name", "strategy", "status", "paper_trading", "initial_capital", "capital", "symbols",
-    "timeframe", "risk_params", "created_at", "updated_at",
+    "timeframe", "risk_params", "peak_equity", "max_drawdown_pct", "created_at", "updated_at",
 )  # fmt: skip

@@ -19,6 +19,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from django.db import connection, transaction
 from trading.models import Bot, EquitySnapshot, Position, Timeframe, Trade
 from trading.risk import validate_risk_params
 from trading.services import stats_rebuild
+from zerobot.lib.money import quantize
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "zerobot-demo"  # noqa: S105 - printed to the user on purpose; demo data only
@@ -168,6 +170,8 @@ class BotRows:
     trades: list[tuple]
     snapshots: list[tuple]
     capital: int  # final cash, 1e-8 units
+    peak_equity: int = 0  # 1e-8 units
+    max_drawdown_pct: str = "0.0000"
 
 
 def generate_bot(
@@ -311,11 +315,14 @@ def generate_bot(
         raise RuntimeError(f"bot {bot_id}: generated cash went negative; use another --seed")
     final_cash = int(cash_path[-1]) if len(cash_path) else capital0
 
-    snapshots = _snapshots(
+    snapshots, peak, drawdown = _snapshots(
         profile=profile, events=events, paths=paths, start=start,
         capital0=capital0, owner_id=owner_id, bot_id=bot_id, fmt_time=fmt_time,
     )  # fmt: skip
-    return BotRows(positions=positions, trades=trades, snapshots=snapshots, capital=final_cash)
+    return BotRows(
+        positions=positions, trades=trades, snapshots=snapshots, capital=final_cash,
+        peak_equity=peak, max_drawdown_pct=drawdown,
+    )  # fmt: skip
 
 
 def _snapshots(
@@ -328,7 +335,7 @@ def _snapshots(
     owner_id: int,
     bot_id: int,
     fmt_time: Callable[[datetime], str],
-) -> list[tuple]:
+) -> tuple[list[tuple], int, str]:
     """Equity at evenly spaced instants = cash + locked margin + unrealized PnL at that minute.
 
     Events are sorted by minute, so each series is a cumulative sum read at ``searchsorted``.
@@ -337,7 +344,7 @@ def _snapshots(
     """
     n = profile.snapshots_per_bot
     if n == 0:
-        return []
+        return [], 0, "0.0000"
     minutes = paths.shape[1] - 1
     snap_minutes = np.linspace(0, minutes, n).round().astype(np.int64)
     ev_minutes = np.array([e[0] for e in events], dtype=np.int64)
@@ -355,13 +362,22 @@ def _snapshots(
         unrealized += paths[sym][snap_minutes] * q - k
     unrealized_units = np.round(unrealized * MONEY).astype(np.int64)
     equity = cash + margin + unrealized_units
-    return [
+    # All-time peak and max drawdown, as equity_snapshot_record keeps them on the bot.
+    peaks = np.maximum.accumulate(equity)
+    drawdowns = [
+        Decimal(int(p - e)) * 100 / Decimal(int(p))
+        for p, e in zip(peaks, equity, strict=True)
+        if p > 0
+    ]
+    max_dd = quantize(max(drawdowns, default=Decimal(0)), 4)
+    rows = [
         (
             owner_id, bot_id, fmt_time(start + timedelta(minutes=int(snap_minutes[j]))),
             _fmt(int(equity[j]), 8), _fmt(int(cash[j]), 8), _fmt(int(unrealized_units[j]), 8),
         )
         for j in range(n)
     ]  # fmt: skip
+    return rows, int(peaks[-1]), str(max_dd)
 
 
 # --- Loading ------------------------------------------------------------------------------------
@@ -421,20 +437,36 @@ def _reserve_position_ids(count: int) -> int:
 
 def reset() -> None:
     """Delete all trading data and the demo users (the seed's users only)."""
-    from trading.models import BotDailyPnl, BotSymbolStats
+    from trading.models import AccountEquitySnapshot, BotDailyPnl, BotSymbolStats
 
     with transaction.atomic():
         if connection.vendor == "postgresql":
             tables = ", ".join(
                 model._meta.db_table
-                for model in (Trade, EquitySnapshot, Position, BotSymbolStats, BotDailyPnl, Bot)
+                for model in (
+                    Trade,
+                    EquitySnapshot,
+                    AccountEquitySnapshot,
+                    Position,
+                    BotSymbolStats,
+                    BotDailyPnl,
+                    Bot,
+                )
             )
             with connection.cursor() as cursor:
                 # Fire deferred FK checks first: TRUNCATE refuses to run with them pending.
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         else:
-            for model in (Trade, EquitySnapshot, Position, BotSymbolStats, BotDailyPnl, Bot):
+            for model in (
+                Trade,
+                EquitySnapshot,
+                AccountEquitySnapshot,
+                Position,
+                BotSymbolStats,
+                BotDailyPnl,
+                Bot,
+            ):
                 model.objects.all().delete()
         User = get_user_model()  # noqa: N806
         User.objects.filter(username=DEMO_USERNAME).delete()
@@ -512,7 +544,9 @@ def seed(
             positions += rows.positions
             trades += rows.trades
             snapshots += rows.snapshots
-            capitals.append((bot.pk, _fmt(rows.capital, 8)))
+            capitals.append(
+                (bot.pk, _fmt(rows.capital, 8), _fmt(rows.peak_equity, 8), rows.max_drawdown_pct)
+            )
         with transaction.atomic():
             load_rows(Position._meta.db_table, POSITION_COLUMNS, positions)
             load_rows(Trade._meta.db_table, TRADE_COLUMNS, trades)
@@ -523,30 +557,60 @@ def seed(
         if progress:
             progress(len(batch))
 
-    _set_capitals(capitals)
+    _set_bot_totals(capitals)
     stats_rebuild(bot_ids=[bot.pk for bot in bots])
+    _account_from_snapshots([bot.pk for bot in bots])
+    from trading.models import AccountEquitySnapshot
+
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            for model in (Bot, Position, Trade, EquitySnapshot):
-                cursor.execute(f"ANALYZE {model._meta.db_table}")
+            # VACUUM also sets the visibility map (deep pages' index-only scans need it); it
+            # cannot run inside a transaction (tests), where ANALYZE alone does.
+            command = "ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE"
+            for model in (Bot, Position, Trade, EquitySnapshot, AccountEquitySnapshot):
+                cursor.execute(f"{command} {model._meta.db_table}")
     return result
 
 
-def _set_capitals(capitals: list[tuple[int, str]]) -> None:
-    """One UPDATE ... FROM (VALUES ...) per 1,000 bots instead of one UPDATE per bot."""
+def _set_bot_totals(totals: list[tuple[int, str, str, str]]) -> None:
+    """capital, peak_equity, max_drawdown_pct: one UPDATE ... FROM (VALUES ...) per 1,000 bots."""
     table = Bot._meta.db_table
     with connection.cursor() as cursor:
-        for offset in range(0, len(capitals), 1000):
-            chunk = capitals[offset : offset + 1000]
+        for offset in range(0, len(totals), 1000):
+            chunk = totals[offset : offset + 1000]
             if connection.vendor == "postgresql":
-                values = ", ".join(["(%s, %s::numeric)"] * len(chunk))
+                values = ", ".join(["(%s, %s::numeric, %s::numeric, %s::numeric)"] * len(chunk))
                 cursor.execute(
-                    f"UPDATE {table} b SET capital = v.capital FROM (VALUES {values}) "
-                    "AS v(id, capital) WHERE b.id = v.id",
-                    [x for pair in chunk for x in pair],
+                    f"UPDATE {table} b SET capital = v.capital, peak_equity = v.peak, "
+                    f"max_drawdown_pct = v.dd FROM (VALUES {values}) AS v(id, capital, peak, dd) "
+                    "WHERE b.id = v.id",
+                    [x for row in chunk for x in row],
                 )
             else:
                 cursor.executemany(
-                    f"UPDATE {table} SET capital = %s WHERE id = %s",
-                    [(capital, pk) for pk, capital in chunk],
+                    f"UPDATE {table} SET capital = %s, peak_equity = %s, max_drawdown_pct = %s "
+                    "WHERE id = %s",
+                    [(capital, peak, dd, pk) for pk, capital, peak, dd in chunk],
                 )
+
+
+def _account_from_snapshots(bot_ids: list[int]) -> None:
+    """The summed curve per owner. Every seeded bot is snapshotted at the same instants, so a
+    GROUP BY equals "each bot's latest snapshot carried forward, summed" (the services' rule)."""
+    if not bot_ids:
+        return
+    from trading.models import AccountEquitySnapshot
+
+    marks = ",".join(["%s"] * len(bot_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {AccountEquitySnapshot._meta.db_table}
+                (owner_id, taken_at, equity, cash, unrealized_pnl, bots)
+            SELECT owner_id, taken_at, SUM(equity), SUM(cash), SUM(unrealized_pnl), COUNT(*)
+            FROM {EquitySnapshot._meta.db_table} WHERE bot_id IN ({marks})
+            GROUP BY owner_id, taken_at
+            ORDER BY owner_id, taken_at
+            """,
+            bot_ids,
+        )

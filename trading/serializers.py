@@ -283,12 +283,18 @@ class PerformanceSummaryOut(serializers.Serializer):
 
 class PerformanceBotOut(PerformanceSummaryOut):
     bot = serializers.IntegerField()
-    bot_name = serializers.CharField(allow_null=True)
-    max_drawdown_pct = serializers.DecimalField(max_digits=10, decimal_places=4, allow_null=True)
+    bot_name = serializers.CharField()
+    max_drawdown_pct = serializers.DecimalField(
+        max_digits=10, decimal_places=4,
+        help_text="All-time: the largest fall from a peak of this bot's equity snapshots, in %.",
+    )  # fmt: skip
 
 
 class PerformanceTotalOut(PerformanceSummaryOut):
-    max_drawdown_pct = serializers.DecimalField(max_digits=10, decimal_places=4, allow_null=True)
+    max_drawdown_pct = serializers.DecimalField(
+        max_digits=10, decimal_places=4, allow_null=True,
+        help_text="Over the period, on the summed equity curve (or the ?bot= bot's), in %.",
+    )  # fmt: skip
 
 
 class PerformanceSymbolOut(PerformanceSummaryOut):

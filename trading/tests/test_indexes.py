@@ -1,6 +1,6 @@
 """Every hot query is one index range scan on its named index, chosen by PostgreSQL itself.
 
-Data: ``seed_demo``'s generator at a realistic shape (1,000 bots of 100 users, 60k fills, 60k
+Data: ``seed_demo``'s generator at a realistic shape (1,000 bots of 100 users, 60k fills, 300k
 snapshots: a bots table of a handful of pages would rightly be read whole), then
 ANALYZE, then EXPLAIN of the ORM queries the API runs. No planner settings are forced.
 """
@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from trading import seed
-from trading.models import Bot, EquitySnapshot, Position, Trade
+from trading.models import AccountEquitySnapshot, Bot, EquitySnapshot, Position, Trade
 
 pytestmark = pytest.mark.postgres
 
 SHAPE = seed.Profile(
     users=100, bots_per_user=10, trades_per_bot=60, open_positions=4, closed_positions=25,
-    snapshots_per_bot=60, symbols=20,
+    snapshots_per_bot=300, symbols=20,
 )  # fmt: skip
 
 
@@ -62,9 +60,8 @@ QUERIES: dict[str, Callable[[dict[str, Any]], QuerySet]] = {
     "position_bot_opened_idx": lambda s: Position.objects.for_bot(s["bot"].pk).newest_first()[:100],
     "position_bot_open_idx": lambda s: Position.objects.for_bot(s["bot"].pk).open().newest_first(),
     "equity_bot_time_uniq": lambda s: EquitySnapshot.objects.for_bot(s["bot"].pk).newest_first()[:500],
-    "equity_owner_time_idx": lambda s: EquitySnapshot.objects.for_owner(s["user"])
-    .since(timezone.now() - timedelta(days=7))
-    .newest_first(),
+    "account_owner_time_uniq": lambda s: AccountEquitySnapshot.objects.for_owner(s["user"])
+    .newest_first()[:100],
     "bot_owner_created_idx": lambda s: Bot.objects.for_owner(s["user"]).newest_first(),
 }  # fmt: skip
 
@@ -83,6 +80,7 @@ def test_query_is_an_index_scan_on_its_index(seeded: dict[str, Any], index_name:
     assert "Sort" not in types and "Incremental Sort" not in types, types
 
 
+@pytest.mark.django_db
 def test_every_named_index_exists_in_the_database(seeded: dict[str, Any]) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")

@@ -236,3 +236,54 @@ def test_concurrent_debits_of_one_bot_lose_nothing_and_double_record_nothing() -
     assert Position.objects.filter(bot=bot).count() == 80
     assert bot.capital == Decimal("1000") - 80 * (Decimal("0.01") + Decimal("0.001"))
     assert bot.capital == ledger_capital(bot)
+
+
+def account_rows(owner_id: int) -> list[tuple]:
+    from trading.models import AccountEquitySnapshot
+
+    return list(
+        AccountEquitySnapshot.objects.filter(owner_id=owner_id)
+        .order_by("taken_at")
+        .values_list("taken_at", "equity", "cash", "unrealized_pnl", "bots")
+    )
+
+
+@pytest.mark.django_db
+def test_summed_equity_curve_carries_each_bot_forward_and_matches_a_rebuild() -> None:
+    owner = make_user()
+    a = make_bot(owner=owner, initial_capital=Decimal("1000"))
+    b = make_bot(owner=owner, initial_capital=Decimal("500"))
+    services.position_open(
+        bot=a, symbol="BTC/USDT", side="long", quantity="1", price="100", client_order_id="o",
+        executed_at=T0,
+    )  # fmt: skip
+    Position.objects.filter(bot=a).update(current_price=Decimal("110"))
+    # Interleaved, and b's second snapshot lands between two of a's (out of order across bots).
+    services.equity_snapshot_record(bot=a, taken_at=T0 + timedelta(hours=1))
+    services.equity_snapshot_record(bot=a, taken_at=T0 + timedelta(hours=3))
+    services.equity_snapshot_record(bot=b, taken_at=T0 + timedelta(hours=2))
+    Position.objects.filter(bot=a).update(current_price=Decimal("90"))
+    services.equity_snapshot_record(bot=a, taken_at=T0 + timedelta(hours=4))
+    services.equity_snapshot_record(bot=b, taken_at=T0 + timedelta(hours=4))
+    incremental = account_rows(owner.pk)
+    assert [row[1] for row in incremental] == [
+        Decimal("1010"),
+        Decimal("1510"),
+        Decimal("1510"),
+        Decimal("1490"),
+    ]  # a: 900 cash + 100 margin + 10; b joins at 2 h with 500; at 4 h a is 990
+    assert [row[4] for row in incremental] == [1, 2, 2, 2]
+    services.account_equity_rebuild(owner_id=owner.pk)
+    assert account_rows(owner.pk) == incremental
+
+    a.refresh_from_db()
+    assert a.peak_equity == Decimal("1010")
+    assert a.max_drawdown_pct == Decimal("1.9802")  # (1010 - 990) / 1010
+    with pytest.raises(InvalidInput, match="later than the bot's last snapshot"):
+        services.equity_snapshot_record(bot=a, taken_at=T0 + timedelta(hours=4))
+
+    services.bot_set_status(bot=b, status="stopped")
+    services.bot_delete(bot=b)
+    assert [row[1] for row in account_rows(owner.pk)] == [
+        Decimal("1010"), Decimal("1010"), Decimal("990"),
+    ]  # fmt: skip

@@ -1,0 +1,92 @@
+"""python manage.py bench_api [--iterations N] [--user demo] [--baseline]
+
+Server-side latency of the dashboard endpoints on the current database, through Django's full
+middleware stack (in-process test Client, token auth), after a warm-up. Prints p50/p95/p99 per
+endpoint with its query count and response size. ``--baseline`` also measures the naive
+implementation in tests/performance/baseline.py (test-only code) and prints the ratio.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext, override_settings
+from rest_framework.authtoken.models import Token
+
+ENDPOINTS = [
+    "/api/dashboard/stats",
+    "/api/dashboard/equity-curve",
+    "/api/dashboard/positions",
+    "/api/dashboard/trades",
+    "/api/dashboard/performance",
+]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+class Command(BaseCommand):
+    help = "Measure dashboard endpoint latency (p50/p95/p99) on the current data."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--iterations", type=int, default=200)
+        parser.add_argument("--warmup", type=int, default=20)
+        parser.add_argument("--user", default="demo")
+        parser.add_argument("--query", default="", help="Extra query string, e.g. period=all")
+        parser.add_argument("--baseline", action="store_true", help="Also time the naive version.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            user = get_user_model().objects.get(username=options["user"])
+        except get_user_model().DoesNotExist:
+            raise CommandError(f"No user {options['user']!r}: run seed_demo first.") from None
+        token, _ = Token.objects.get_or_create(user=user)
+        client = Client(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_HOST="localhost")
+        self.stdout.write(
+            f"user={user.username} iterations={options['iterations']} db={connection.vendor} "
+            f"query={options['query'] or '-'}"
+        )
+        self.stdout.write(
+            f"{'endpoint':<44}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'queries':>9}{'bytes':>9}"
+        )
+        results = self._run(client, ENDPOINTS, options)
+        if options["baseline"]:
+            with override_settings(ROOT_URLCONF="tests.performance.urls"):
+                baseline = self._run(client, ["/baseline" + e[4:] for e in ENDPOINTS], options)
+            self.stdout.write("ratio (baseline p50 / optimised p50):")
+            for (name, ours), (_, theirs) in zip(results.items(), baseline.items(), strict=True):
+                self.stdout.write(f"  {name:<42}{theirs / ours:>8.1f}x")
+
+    def _run(self, client: Client, urls: list[str], options: dict[str, Any]) -> dict[str, float]:
+        medians: dict[str, float] = {}
+        extra = options["query"]
+        for url in urls:
+            full = f"{url}?{extra}" if extra else url
+            for _ in range(options["warmup"]):
+                client.get(full)
+            timings = []
+            for _ in range(options["iterations"]):
+                started = time.perf_counter()
+                response = client.get(full)
+                timings.append((time.perf_counter() - started) * 1000)
+            if response.status_code != 200:
+                raise CommandError(
+                    f"{full}: HTTP {response.status_code} {response.content[:200]!r}"
+                )
+            with CaptureQueriesContext(connection) as queries:
+                client.get(full)
+            medians[url] = statistics.median(timings)
+            self.stdout.write(
+                f"{url:<44}{medians[url]:>9.2f}{percentile(timings, 95):>9.2f}"
+                f"{percentile(timings, 99):>9.2f}{len(queries):>9}{len(response.content):>9}"
+            )
+        return medians
