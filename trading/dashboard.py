@@ -225,10 +225,10 @@ def performance_stats_sql(scope: Scope) -> tuple[str, list[Any]]:
     sql = f"""
         SELECT b.id, b.name, s.symbol, s.trade_count, s.closed_positions, s.wins, s.losses,
                s.realized_pnl, s.fees, s.gross_profit, s.gross_loss, b.max_drawdown_pct
-        FROM {BOT} b LEFT JOIN {STATS} s ON s.bot_id = b.id
+        FROM {BOT} b LEFT JOIN {STATS} s ON s.bot_id = b.id AND s.owner_id = %s
         WHERE {where}
-    """
-    return sql, params
+    """  # the owner condition lets the planner probe botstats by owner, not scan all stats
+    return sql, [scope.owner_id, *params]
 
 
 def daily_pnl_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[Any]]:

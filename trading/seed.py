@@ -560,14 +560,22 @@ def seed(
     _set_bot_totals(capitals)
     stats_rebuild(bot_ids=[bot.pk for bot in bots])
     _account_from_snapshots([bot.pk for bot in bots])
-    from trading.models import AccountEquitySnapshot
+    from trading.models import AccountEquitySnapshot, BotDailyPnl, BotSymbolStats
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # VACUUM also sets the visibility map (deep pages' index-only scans need it); it
             # cannot run inside a transaction (tests), where ANALYZE alone does.
             command = "ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE"
-            for model in (Bot, Position, Trade, EquitySnapshot, AccountEquitySnapshot):
+            for model in (
+                Bot,
+                Position,
+                Trade,
+                EquitySnapshot,
+                AccountEquitySnapshot,
+                BotSymbolStats,
+                BotDailyPnl,
+            ):
                 cursor.execute(f"{command} {model._meta.db_table}")
     return result
 
