@@ -208,9 +208,11 @@ def equity_curve(
         return []
     # Bucket starts from (t0, width), to the second; the database already rounded the values.
     t0, width = float(rows[0][5]), float(rows[0][6])
+    # SQLite (make run without PostgreSQL) returns floats: make them exact decimal strings too.
+    exact = (lambda value: value) if connection.vendor == "postgresql" else money
     return [
-        {"t": datetime.fromtimestamp(round(t0 + bucket * width), tz=UTC), "equity": equity,
-         "cash": cash, "unrealized_pnl": unrealized, "bots": bots}
+        {"t": datetime.fromtimestamp(round(t0 + bucket * width), tz=UTC), "equity": exact(equity),
+         "cash": exact(cash), "unrealized_pnl": exact(unrealized), "bots": bots}
         for bucket, equity, cash, unrealized, bots, _t0, _width in rows
     ]  # fmt: skip
 
