@@ -1,4 +1,4 @@
-"""python manage.py bench_api [--iterations N] [--user demo] [--baseline]
+"""python manage.py bench_api [--iterations N] [--user demo] [--baseline] [--path P ...]
 
 Server-side latency of the dashboard endpoints on the current database, through Django's full
 middleware stack (in-process test Client, token auth), after a warm-up. Prints p50/p95/p99 per
@@ -43,6 +43,14 @@ class Command(BaseCommand):
         parser.add_argument("--user", default="demo")
         parser.add_argument("--query", default="", help="Extra query string, e.g. period=all")
         parser.add_argument("--baseline", action="store_true", help="Also time the naive version.")
+        parser.add_argument(
+            "--path", action="append", default=[],
+            help="Time these paths instead of the dashboard (repeatable), e.g. /admin/trading/trade/",
+        )  # fmt: skip
+        parser.add_argument(
+            "--admin-exact-count", action="store_true",
+            help="Use Django's exact-count paginator in the admin (to compare with the estimate).",
+        )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -51,6 +59,15 @@ class Command(BaseCommand):
             raise CommandError(f"No user {options['user']!r}: run seed_demo first.") from None
         token, _ = Token.objects.get_or_create(user=user)
         client = Client(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_HOST="localhost")
+        client.force_login(user)  # admin pages use the session; the API uses the token
+        if options["admin_exact_count"]:
+            from django.core.paginator import Paginator
+
+            from trading import admin as trading_admin
+
+            for model_admin in (trading_admin.TradeAdmin, trading_admin.PositionAdmin,
+                                trading_admin.EquitySnapshotAdmin):  # fmt: skip
+                model_admin.paginator = Paginator
         self.stdout.write(
             f"user={user.username} iterations={options['iterations']} db={connection.vendor} "
             f"query={options['query'] or '-'}"
@@ -58,7 +75,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{'endpoint':<44}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'queries':>9}{'bytes':>9}"
         )
-        results = self._run(client, ENDPOINTS, options)
+        results = self._run(client, options["path"] or ENDPOINTS, options)
         if options["baseline"]:
             with override_settings(ROOT_URLCONF="tests.performance.urls"):
                 baseline = self._run(client, ["/baseline" + e[4:] for e in ENDPOINTS], options)
