@@ -48,7 +48,8 @@ def validate_risk_params(raw: Any) -> dict[str, Any]:
                 f"risk_params.{name} must be between {low} and {high} (got {number}).",
                 field="risk_params",
             )
-        result[name] = str(number.normalize()) if number == number.to_integral() else str(number)
+        # Positional, shortest exact form: "10", "2.5" (never "1E+1").
+        result[name] = format(number.normalize(), "f")
     trades = raw.get("max_trades_per_day", MAX_TRADES_PER_DAY[2])
     if isinstance(trades, bool) or not isinstance(trades, int):
         raise InvalidInput(

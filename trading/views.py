@@ -15,8 +15,14 @@ from django.contrib.auth import authenticate, get_user_model
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
@@ -48,10 +54,18 @@ from zerobot.lib.params import (
 
 # --- OpenAPI parameter declarations -------------------------------------------------------------
 
+
+def _int_schema(minimum: int, maximum: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
+
+ID_SCHEMA = _int_schema(1, 2**63 - 1)
 PAGE_PARAMS = [
-    OpenApiParameter("page", OpenApiTypes.INT, description="Page number, >= 1 (default 1)."),
     OpenApiParameter(
-        "limit", OpenApiTypes.INT,
+        "page", _int_schema(1, 10_000_000), description="Page number (default 1); not with cursor."
+    ),
+    OpenApiParameter(
+        "limit", _int_schema(MIN_LIMIT, MAX_LIMIT),
         description=f"Rows per page, {MIN_LIMIT}-{MAX_LIMIT} (default 100).",
     ),
     OpenApiParameter(
@@ -59,8 +73,11 @@ PAGE_PARAMS = [
         description="Keyset cursor from a previous response's `next`; cost independent of depth.",
     ),
 ]  # fmt: skip
-BOT_PARAM = OpenApiParameter("bot", OpenApiTypes.INT, description="Only this bot (one of yours).")
-SYMBOL_PARAM = OpenApiParameter("symbol", OpenApiTypes.STR, description="e.g. BTC/USDT")
+BOT_PARAM = OpenApiParameter("bot", ID_SCHEMA, description="Only this bot (one of yours).")
+SYMBOL_PARAM = OpenApiParameter(
+    "symbol", {"type": "string", "pattern": r"^[A-Za-z0-9]{1,15}/[A-Za-z0-9]{1,10}(:[A-Za-z0-9]{1,10})?$"},
+    description="e.g. BTC/USDT (case-insensitive)",
+)  # fmt: skip
 PERIOD_PARAM = OpenApiParameter(
     "period", OpenApiTypes.STR, enum=list(PERIODS), description="Time window (default 30d)."
 )
@@ -84,8 +101,25 @@ POSITION_PARAMS = [
     *PAGE_PARAMS,
 ]
 ERROR = inline_serializer(
-    "Error", {"detail": serializers.CharField(), "code": serializers.CharField(required=False)}
+    "Error",
+    {
+        "detail": serializers.CharField(),
+        "code": serializers.CharField(required=False),
+        "field": serializers.CharField(required=False),
+    },
 )
+# A 400 is either a domain error (ERROR's shape) or {"<parameter>": ["message", ...]}.
+BAD_REQUEST = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description='{"detail", "code", "field"} or {"<parameter or field>": ["message", ...]}',
+)
+
+
+class PageSchema(AutoSchema):
+    """Our list actions return the pagination envelope (declared), not a bare array."""
+
+    def _is_list_view(self, serializer: Any = None) -> bool:
+        return False
 
 
 MAX_ID = 2**63 - 1
@@ -164,7 +198,9 @@ class RegisterView(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
 
-    @extend_schema(request=s.RegisterIn, responses={201: s.TokenOut, 400: ERROR}, tags=["auth"])
+    @extend_schema(
+        request=s.RegisterIn, responses={201: s.TokenOut, 400: BAD_REQUEST}, tags=["auth"]
+    )
     def post(self, request: Request) -> Response:
         data = s.RegisterIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -183,7 +219,7 @@ class LoginView(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
 
-    @extend_schema(request=s.LoginIn, responses={200: s.TokenOut, 400: ERROR}, tags=["auth"])
+    @extend_schema(request=s.LoginIn, responses={200: s.TokenOut, 400: BAD_REQUEST}, tags=["auth"])
     def post(self, request: Request) -> Response:
         data = s.LoginIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -219,6 +255,7 @@ class MeView(APIView):
 
 class BotViewSet(viewsets.GenericViewSet):
     lookup_value_converter = "int"
+    schema = PageSchema()
     """A user's bots. Start, pause and stop change only the status: open positions stay open
     (close them with POST /api/positions/{id}/close)."""
 
@@ -236,7 +273,7 @@ class BotViewSet(viewsets.GenericViewSet):
     def _row(self, bot: Bot) -> dict[str, Any]:
         return {field: getattr(bot, "pk" if field == "id" else field) for field in s.BOT_FIELDS}
 
-    @extend_schema(parameters=PAGE_PARAMS, responses={200: s.BotPage, 400: ERROR})
+    @extend_schema(parameters=PAGE_PARAMS, responses={200: s.BotPage, 400: BAD_REQUEST})
     def list(self, request: Request) -> Response:
         pages = page_request(request)
         (total,) = _totals(request.user.pk, None, [_count_sql(self.get_queryset())])
@@ -247,21 +284,21 @@ class BotViewSet(viewsets.GenericViewSet):
     def retrieve(self, request: Request, pk: int) -> Response:
         return Response(self._row(self.get_object()))
 
-    @extend_schema(request=s.BotIn, responses={201: s.BotOut, 400: ERROR})
+    @extend_schema(request=s.BotIn, responses={201: s.BotOut, 400: BAD_REQUEST})
     def create(self, request: Request) -> Response:
         data = s.BotIn(data=request.data)
         data.is_valid(raise_exception=True)
         bot = services.bot_create(owner=request.user, **data.validated_data)
         return Response(self._row(bot), status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=s.BotUpdateIn, responses={200: s.BotOut, 400: ERROR, 404: ERROR})
+    @extend_schema(request=s.BotUpdateIn, responses={200: s.BotOut, 400: BAD_REQUEST, 404: ERROR})
     def partial_update(self, request: Request, pk: int) -> Response:
         bot = self.get_object()
         data = s.BotUpdateIn(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         return Response(self._row(services.bot_update(bot=bot, **data.validated_data)))
 
-    @extend_schema(request=s.BotUpdateIn, responses={200: s.BotOut, 400: ERROR, 404: ERROR})
+    @extend_schema(request=s.BotUpdateIn, responses={200: s.BotOut, 400: BAD_REQUEST, 404: ERROR})
     def update(self, request: Request, pk: int) -> Response:
         return self.partial_update(request, pk)
 
@@ -336,6 +373,7 @@ def positions_page(
 
 class PositionViewSet(viewsets.GenericViewSet):
     lookup_value_converter = "int"
+    schema = PageSchema()
     serializer_class = s.PositionOut
 
     def get_queryset(self) -> QuerySet:
@@ -348,7 +386,7 @@ class PositionViewSet(viewsets.GenericViewSet):
             raise _not_found("position") from None
 
     @extend_schema(
-        parameters=POSITION_PARAMS, responses={200: s.PositionPage, 400: ERROR, 404: ERROR}
+        parameters=POSITION_PARAMS, responses={200: s.PositionPage, 400: BAD_REQUEST, 404: ERROR}
     )
     def list(self, request: Request) -> Response:
         return Response(positions_page(request))
@@ -362,7 +400,7 @@ class PositionViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         request=s.PositionCloseIn,
-        responses={200: s.PositionOut, 400: ERROR, 404: ERROR, 409: ERROR},
+        responses={200: s.PositionOut, 400: BAD_REQUEST, 404: ERROR, 409: ERROR},
     )
     @action(detail=True, methods=["post"])
     def close(self, request: Request, pk: int) -> Response:
@@ -423,12 +461,15 @@ def trades_page(request: Request) -> dict[str, Any]:
 
 class TradeViewSet(viewsets.GenericViewSet):
     lookup_value_converter = "int"
+    schema = PageSchema()
     serializer_class = s.TradeOut
 
     def get_queryset(self) -> QuerySet:
         return Trade.objects.for_owner(self.request.user)
 
-    @extend_schema(parameters=TRADE_PARAMS, responses={200: s.TradePage, 400: ERROR, 404: ERROR})
+    @extend_schema(
+        parameters=TRADE_PARAMS, responses={200: s.TradePage, 400: BAD_REQUEST, 404: ERROR}
+    )
     def list(self, request: Request) -> Response:
         return Response(trades_page(request))
 
@@ -454,7 +495,7 @@ class DashboardStatsView(APIView):
 
     @extend_schema(
         parameters=[BOT_PARAM],
-        responses={200: s.StatsOut, 400: ERROR, 404: ERROR},
+        responses={200: s.StatsOut, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
     def get(self, request: Request) -> Response:
@@ -471,9 +512,9 @@ class DashboardEquityCurveView(APIView):
     @extend_schema(
         parameters=[
             BOT_PARAM, PERIOD_PARAM,
-            OpenApiParameter("points", OpenApiTypes.INT, description="Max points, 2-2000 (default 500)."),
+            OpenApiParameter("points", _int_schema(2, 2000), description="Max points, 2-2000 (default 500)."),
         ],
-        responses={200: s.EquityCurveOut, 400: ERROR, 404: ERROR},
+        responses={200: s.EquityCurveOut, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )  # fmt: skip
     def get(self, request: Request) -> Response:
@@ -494,7 +535,7 @@ class DashboardPositionsView(APIView):
 
     @extend_schema(
         parameters=[BOT_PARAM, SYMBOL_PARAM, *PAGE_PARAMS],
-        responses={200: s.DashboardPositionPage, 400: ERROR, 404: ERROR},
+        responses={200: s.DashboardPositionPage, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
     def get(self, request: Request) -> Response:
@@ -506,7 +547,7 @@ class DashboardTradesView(APIView):
 
     @extend_schema(
         parameters=TRADE_PARAMS,
-        responses={200: s.TradePage, 400: ERROR, 404: ERROR},
+        responses={200: s.TradePage, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
     def get(self, request: Request) -> Response:
@@ -520,7 +561,7 @@ class DashboardPerformanceView(APIView):
 
     @extend_schema(
         parameters=[BOT_PARAM, PERIOD_PARAM],
-        responses={200: s.PerformanceOut, 400: ERROR, 404: ERROR},
+        responses={200: s.PerformanceOut, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
     def get(self, request: Request) -> Response:

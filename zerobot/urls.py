@@ -10,3 +10,5 @@ urlpatterns = [
     path("api/", include("trading.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "zerobot.lib.api.not_found"

@@ -507,3 +507,26 @@ def test_unknown_user_sees_empty_dashboards(api: APIClient) -> None:
     assert stats["bots"]["total"] == 0 and stats["equity"] == "0.00000000"
     assert api.get("/api/dashboard/equity-curve").json()["results"] == []
     assert api.get("/api/trades/").json()["total"] == 0
+
+
+def test_unknown_api_urls_are_json_404s(demo_api: APIClient) -> None:
+    for url in ["/api/bots/null,null/", "/api/nothing-here", "/api/positions/abc/close/"]:
+        response = demo_api.get(url)
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["detail"] == "Not found."
+
+
+def test_empty_cursor_is_ignored_and_risk_params_read_plainly(demo_api: APIClient) -> None:
+    assert demo_api.get("/api/trades/?cursor=&page=2&limit=10").json()["page"] == 2
+    bot = demo_api.get("/api/bots/").json()["results"][0]
+    assert bot["risk_params"]["max_drawdown_pct"] == "20"  # not "2E+1"
+
+
+def test_list_schemas_declare_the_envelope_not_an_array(demo_api: APIClient) -> None:
+    paths = demo_api.get("/api/schema/?format=json").json()["paths"]
+    for path in ["/api/bots/", "/api/positions/", "/api/trades/"]:
+        schema = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert "$ref" in schema and schema["$ref"].endswith("Page"), schema
+        limit = next(p for p in paths[path]["get"]["parameters"] if p["name"] == "limit")
+        assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (10, 1000)

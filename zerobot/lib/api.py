@@ -73,3 +73,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             headers={"Retry-After": "1"},
         )
     return drf_exception_handler(exc, context)
+
+
+def not_found(request: Any, exception: Exception | None = None) -> Any:
+    """404 for URLs that match no route: JSON under /api/ (clients parse it), HTML elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return page_not_found(request, exception)

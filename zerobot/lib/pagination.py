@@ -43,8 +43,8 @@ class PageRequest:
 
 def page_request(request: Request) -> PageRequest:
     limit = int_param(request, "limit", default=DEFAULT_LIMIT, minimum=MIN_LIMIT, maximum=MAX_LIMIT)
-    raw_cursor = request.query_params.get("cursor")
-    if raw_cursor is not None:
+    raw_cursor = (request.query_params.get("cursor") or "").strip()
+    if raw_cursor:
         if request.query_params.get("page") is not None:
             raise ValidationError({"cursor": ["Use either page or cursor, not both."]})
         return PageRequest(limit=limit, page=1, cursor=decode_cursor(raw_cursor))
