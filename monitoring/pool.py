@@ -78,7 +78,10 @@ def pools() -> dict[str, Any]:
 
 
 def stats_of(pool: Any, alias: str) -> PoolStats:
+    """Figures of one pool; a pool not opened yet (or closed) holds no connection."""
     raw = pool.get_stats()
+    if pool.closed:  # psycopg counts min_size connections before they exist
+        raw.update(pool_size=0, pool_available=0)
     return PoolStats(
         alias=alias,
         min_size=raw.get("pool_min", pool.min_size),
@@ -194,12 +197,8 @@ _abandoned: list[Any] = []
 
 
 def sample_all() -> list[PoolStats]:
-    """Sample every pool of this process that has been opened."""
-    return [
-        monitor.sample(alias, pool)
-        for alias, pool in pools().items()
-        if not getattr(pool, "closed", True)
-    ]
+    """Sample every pool of this process (one not opened yet shows 0 connections)."""
+    return [monitor.sample(alias, pool) for alias, pool in pools().items()]
 
 
 def saturated() -> bool:

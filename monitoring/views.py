@@ -133,6 +133,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     context = {
         **admin.site.each_context(request),
         "title": "Monitoring",
+        "is_nav_sidebar_enabled": False,  # the charts need the width
         "silk_enabled": settings.SILK_ENABLED,
         **dashboard.build(window),
     }
