@@ -79,6 +79,8 @@ def bot_id_of(request: HttpRequest) -> int | None:
                 return _int_or_none(match.kwargs[name])
         if "pk" in match.kwargs and (match.url_name or "").startswith(("bot-", "bot_")):
             return _int_or_none(match.kwargs["pk"])
+    if "bot=" not in request.META.get("QUERY_STRING", ""):
+        return None  # do not parse the query string for nothing
     return _int_or_none(request.GET.get("bot"))
 
 
