@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 from django.utils import timezone
 
@@ -74,6 +74,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if connections["default"].vendor != "postgresql":
+            raise CommandError("pool_status needs PostgreSQL (DATABASE_URL=postgres://...).")
         samples = recent_samples(timezone.now() - RECENT)  # opens this process's pool
         activity = server_activity()
         own = {alias: pool.stats_of(p, alias).as_dict() for alias, p in pool.pools().items()}

@@ -106,7 +106,7 @@ class Command(BaseCommand):
                     f"{' '.join(row['sql'].split())[:300]}"
                 )
             return
-        if source == "auto":
+        if source == "auto" and connection.vendor == "postgresql":
             self.stdout.write(HOW_TO_ENABLE)
         self.stdout.write(
             self.style.MIGRATE_HEADING(
