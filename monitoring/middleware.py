@@ -51,7 +51,7 @@ class QueryRecorder:
             elapsed = (perf_counter() - start) * 1000
             self.count += 1
             self.time_ms += elapsed
-            if elapsed >= self.slow_ms:
+            if elapsed > self.slow_ms:
                 self.slow.append((sql, elapsed))
 
 
