@@ -412,6 +412,7 @@ def flush(*, final: bool = False) -> bool:
 # --- Background thread --------------------------------------------------------------------------
 _thread_lock = threading.Lock()
 _thread_pid: int | None = None
+_thread: threading.Thread | None = None
 _stop = threading.Event()
 
 
@@ -434,7 +435,7 @@ def _loop(interval: float) -> None:
 
 def start_background() -> bool:
     """Start this process's sampler/flush thread once (after a fork too); False when disabled."""
-    global _thread_pid
+    global _thread, _thread_pid
     interval = settings.MONITORING_FLUSH_SECONDS
     if not interval or _thread_pid == os.getpid():
         return False
@@ -443,13 +444,17 @@ def start_background() -> bool:
             return False
         _thread_pid = os.getpid()
         _stop.clear()
-        threading.Thread(
+        _thread = threading.Thread(
             target=_loop, args=(interval,), name="zerobot-monitoring", daemon=True
-        ).start()
+        )
+        _thread.start()
     return True
 
 
-def stop_background() -> None:
-    global _thread_pid
+def stop_background(timeout: float = 5.0) -> None:
+    """Stop this process's thread and wait (up to ``timeout``) for its current round to end."""
+    global _thread, _thread_pid
     _stop.set()
-    _thread_pid = None
+    thread, _thread, _thread_pid = _thread, None, None
+    if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+        thread.join(timeout)

@@ -156,3 +156,57 @@ def test_window_steps_cover_the_window() -> None:
     since = datetime(2026, 1, 1, 10, 0, 30, tzinfo=UTC)
     steps = dashboard._steps(since, since + timedelta(hours=1), 60)
     assert steps[0] <= since and steps[-1] >= since + timedelta(minutes=59)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_background_thread_samples_the_pool_and_flushes(settings) -> None:
+    from django.test import Client
+
+    settings.MONITORING_FLUSH_SECONDS = 0.05
+    assert Client().get("/healthz").status_code == 200  # the first request starts the thread
+    try:
+        deadline = time.monotonic() + 10
+        while not (RequestBucket.objects.exists() and PoolSample.objects.exists()):
+            assert time.monotonic() < deadline, "the monitoring thread wrote nothing in 10 s"
+            time.sleep(0.05)
+    finally:
+        aggregation.stop_background()
+    assert RequestBucket.objects.get(operation="healthz").count == 1
+    assert aggregation.start_background() is True  # after a stop (or a fork) it starts again
+    aggregation.stop_background()
+
+
+@pytest.mark.postgres
+def test_the_flush_waits_while_the_pool_is_exhausted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.db import connection
+    from psycopg_pool import ConnectionPool
+
+    from monitoring import pool
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    small = ConnectionPool(kwargs=params, min_size=0, max_size=1, timeout=1, open=True)
+    monkeypatch.setattr(pool, "pools", lambda: {"default": small})
+    try:
+        assert pool.saturated() is False
+        held = small.getconn()
+        assert pool.saturated() is True  # _loop skips its flush this round
+        small.putconn(held)
+    finally:
+        small.close()
+
+
+def test_chart_labels_are_escaped() -> None:
+    from monitoring import charts
+
+    svg = charts.bar_chart(
+        title="<b>t</b>", rows=[("<script>x</script>", [1.0])], series_names=["p&50"]
+    )
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "p&amp;50" in svg
+    line = charts.line_chart(
+        title="t", x_labels=["a", "b"], series=[charts.Series('"q"', [1.0, None])]
+    )
+    assert 'data-series="&quot;q&quot;"' in line
+    assert "chart-empty" in charts.column_chart(title="t", labels=["a"], values=[0])
