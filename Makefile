@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/zerobot
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run test lint format checks ci bench clean
+.PHONY: install run test lint format checks ci bench clean chromium
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,7 +47,14 @@ checks: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DB_POOL_MAX_SIZE=$${DB_POOL_MAX_SIZE:-40} \
 		$(BIN)/python manage.py check --fail-level WARNING
 
-ci: lint checks test
+ci: chromium lint checks test
+
+# Monitoring: the admin dashboard test drives Debian's Chromium through Playwright
+# (executable_path=/usr/bin/chromium; never `playwright install`). Needs root for apt-get.
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@/usr/bin/chromium --version 2>/dev/null | head -1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

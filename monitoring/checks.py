@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
 from django.db import DatabaseError, connections
 
 
@@ -65,3 +65,19 @@ def check_pool_budget(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
             id="monitoring.W001",
         )
     ]
+
+
+@register()
+def check_silk_does_not_explain(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Silk's SILKY_ANALYZE_QUERIES re-runs each statement under EXPLAIN ANALYZE: an UPDATE or
+    INSERT would be executed twice (FACTS.md: a balance debited twice)."""
+    if getattr(settings, "SILKY_ANALYZE_QUERIES", False):
+        return [
+            Error(
+                "SILKY_ANALYZE_QUERIES is on: Silk would execute every recorded write twice.",
+                hint="Leave SILKY_ANALYZE_QUERIES = False (zerobot/settings.py); use "
+                "qs.explain(analyze=True) on a copy of the data instead.",
+                id="monitoring.E001",
+            )
+        ]
+    return []

@@ -2,8 +2,9 @@
 
 ``note_cache(namespace, hit)`` is called by the cache layer (``marketdata.cache``) on every read;
 the monitoring middleware opens a scope per request and reads the counts at the end. Outside a
-request (commands, bot workers) the call only feeds the process-wide totals. Both are in-process
-memory: no I/O on the hot path.
+request (commands, bot workers) the call only feeds the process-wide totals and the Prometheus
+counter. All are in-process memory (or, in multiprocess mode, a memory-mapped file): no I/O on the
+hot path.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from contextvars import ContextVar
+
+from monitoring import metrics
 
 _request_counts: ContextVar[Counter | None] = ContextVar("zerobot_request_cache", default=None)
 _process_counts: Counter = Counter()
@@ -25,6 +28,7 @@ def note_cache(namespace: str, hit: bool) -> None:
         counts[key] += 1
     with _lock:
         _process_counts[key] += 1
+    metrics.observe_cache(namespace, hit)
 
 
 def begin_request() -> object:

@@ -11,7 +11,15 @@ from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
-from zerobot.lib.env import env_bool, env_float, env_hosts, env_int, env_str, env_url
+from zerobot.lib.env import (
+    env_bool,
+    env_float,
+    env_hosts,
+    env_int,
+    env_networks,
+    env_str,
+    env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -215,6 +223,71 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# --- Monitoring ---------------------------------------------------------------------------------
+# Query profiling per request (monitoring.middleware), Prometheus /metrics, pool monitoring, the
+# admin dashboard (/admin/monitoring/), Silk and the debug toolbar. README.md, "Monitoring".
+# Outermost but for Silk, so the measured duration covers every other middleware.
+MIDDLEWARE.insert(0, "monitoring.middleware.QueryProfilingMiddleware")
+SLOW_QUERY_MS = env_float("SLOW_QUERY_MS", 50.0, minimum=0)
+MAX_QUERIES_PER_REQUEST = env_int("MAX_QUERIES_PER_REQUEST", 10, minimum=1)
+# /metrics is readable by staff, and without a login from these networks (REMOTE_ADDR: a proxy in
+# front must not be on them, or every client would look internal).
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+# prometheus-client's multiprocess mode (one file per gunicorn worker, summed at scrape time).
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR!r} is not a directory; create it "
+        "(gunicorn.conf.py empties or creates it when gunicorn starts)."
+    )
+POOL_ALERT_PCT = env_float("POOL_ALERT_PCT", 90.0, minimum=1, maximum=100)
+# A background thread per process samples the pool and writes the in-memory per-minute aggregates
+# to the database every MONITORING_FLUSH_SECONDS (0: no thread; the test suite flushes by hand).
+MONITORING_FLUSH_SECONDS = env_float("MONITORING_FLUSH_SECONDS", 10.0, minimum=0, maximum=3600)
+POOL_LOG_SECONDS = env_float("POOL_LOG_SECONDS", 60.0, minimum=1, maximum=86400)
+MONITORING_RETENTION_HOURS = env_int("MONITORING_RETENTION_HOURS", 48, minimum=1, maximum=24 * 90)
+# Loggers that write one JSON object per line (LOGGING below).
+MONITORING_JSON_LOGGERS = ("zerobot.requests", "zerobot.slow_queries", "zerobot.pool")
+
+# Silk (/silk/): staff only, a sample of requests, bounded storage. Outermost, so its own
+# bookkeeping writes are not counted as the endpoint's queries.
+SILK_ENABLED = env_bool("SILK_ENABLED", DEBUG)
+SILKY_INTERCEPT_PERCENT = env_int(
+    "SILKY_INTERCEPT_PERCENT", 100 if DEBUG else 10, minimum=0, maximum=100
+)
+SILKY_MAX_RECORDED_REQUESTS = env_int("SILKY_MAX_RECORDED_REQUESTS", 5_000, minimum=1)
+SILKY_MAX_RECORDED_REQUESTS_CHECK_PERCENT = 10  # garbage-collect on ~1 request in 10
+SILKY_MAX_REQUEST_BODY_SIZE = 16 * 1024
+SILKY_MAX_RESPONSE_BODY_SIZE = 16 * 1024
+SILKY_AUTHENTICATION = True
+SILKY_AUTHORISATION = True
+SILKY_IGNORE_PATHS = ["/healthz", "/readyz", "/metrics"]
+# Never True: Silk would re-run every statement under EXPLAIN ANALYZE, which executes an UPDATE a
+# second time (FACTS.md: a balance debited twice). The monitoring.E001 check refuses it.
+SILKY_ANALYZE_QUERIES = False
+SILKY_PYTHON_PROFILER = False
+
+
+def _staff_only(user: object) -> bool:
+    return bool(getattr(user, "is_staff", False))
+
+
+SILKY_PERMISSIONS = _staff_only
+if SILK_ENABLED:
+    INSTALLED_APPS.append("silk")
+    MIDDLEWARE.insert(0, "silk.middleware.SilkyMiddleware")
+
+# django-debug-toolbar: only with DEBUG, shown to staff only; after AuthenticationMiddleware so the
+# callback can see request.user.
+DEBUG_TOOLBAR_ENABLED = DEBUG and env_bool("DEBUG_TOOLBAR", True)
+if DEBUG_TOOLBAR_ENABLED:
+    INSTALLED_APPS.append("debug_toolbar")
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        "debug_toolbar.middleware.DebugToolbarMiddleware",
+    )
+    DEBUG_TOOLBAR_CONFIG = {"SHOW_TOOLBAR_CALLBACK": "monitoring.toolbar.show_toolbar"}
+
 # --- Auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -232,7 +305,17 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "monitoring.logs.JSONFormatter"},  # monitoring: one JSON object per line
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "json": {"class": "logging.StreamHandler", "formatter": "json"},
+    },
+    "loggers": {
+        name: {"handlers": ["json"], "level": "INFO", "propagate": False}
+        for name in MONITORING_JSON_LOGGERS
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

@@ -13,6 +13,13 @@ os.environ.setdefault("DEBUG", "0")
 # Tests open few connections at once; a big idle floor would only slow the test DB set-up.
 os.environ.setdefault("DB_POOL_MIN_SIZE", "2")
 os.environ.setdefault("DB_POOL_MAX_SIZE", "20")
+# Monitoring: Silk is mounted (its access rules are tested) but samples no request, so it adds no
+# query to other tests' counts; no background flush thread (tests flush by hand); no toolbar
+# (debug-toolbar refuses to run under tests, its check E001).
+os.environ.setdefault("SILK_ENABLED", "1")
+os.environ.setdefault("SILKY_INTERCEPT_PERCENT", "0")
+os.environ.setdefault("MONITORING_FLUSH_SECONDS", "0")
+os.environ.setdefault("DEBUG_TOOLBAR", "0")
 
 from zerobot.settings import *  # noqa: F403
 

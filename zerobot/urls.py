@@ -8,6 +8,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     path("api/", include("trading.urls")),
+    # Monitoring: /healthz, /readyz, /metrics, /admin/monitoring/, /silk/. Must stay before
+    # "admin/": the admin would otherwise serve its own page at admin/monitoring/.
+    path("", include("monitoring.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -6,6 +6,7 @@ typo in a deployment fails at start-up with a message that says what to fix.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -139,3 +140,19 @@ def env_url(
     if not parts.hostname and not parts.path.strip("/") and not parts.query:
         raise ImproperlyConfigured(f"{name} has no host.")
     return value
+
+
+def env_networks(
+    name: str, default: list[str], *, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """Comma-separated IP networks in CIDR notation (a bare address is a /32 or /128)."""
+    networks = env_list(name, default, environ=environ)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network)
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{name} item {network!r} is not an IP network ({exc}): give CIDRs such as "
+                "'10.0.0.0/8' or addresses such as '127.0.0.1'."
+            ) from None
+    return networks

@@ -1,0 +1,114 @@
+"""/metrics under several gunicorn worker processes, and the workers' draining exit on SIGTERM.
+
+Workers are recycled every few requests (``--max-requests``), so the requests are served by
+several processes for certain; the scrape must still count every one of them (prometheus-client's
+multiprocess mode, gunicorn.conf.py's hooks).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parents[2]
+REQUESTS = 12
+MAX_REQUESTS = 4  # each worker exits after 4 requests: >= 3 processes serve the 12
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # loopback only
+        return response.status, response.read()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_metrics_sum_every_worker_and_workers_drain_on_exit(tmp_path: Path) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "zerobot.test_settings",
+        "DATABASE_URL": "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict),
+        "DB_POOL_MIN_SIZE": "1",
+        "DB_POOL_MAX_SIZE": "4",
+        "SILK_ENABLED": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+    }
+    (tmp_path / "prom").mkdir()
+    (tmp_path / "prom" / "counter_999999.db").write_bytes(b"stale")  # from a previous run
+    stderr_path = tmp_path / "gunicorn.log"
+    with stderr_path.open("w") as stderr:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "gunicorn.conf.py",
+                "--max-requests",
+                str(MAX_REQUESTS),
+                "zerobot.wsgi",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _get(f"{base}/readyz")  # opens a pool in whichever worker answers
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError(stderr_path.read_text()) from None
+                time.sleep(0.2)
+        for _ in range(REQUESTS):
+            status, _ = _get(f"{base}/healthz")
+            assert status == 200
+        status, body = _get(f"{base}/metrics")
+        assert status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()
+    log = stderr_path.read_text()
+    assert proc.returncode == 0, log
+
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+    healthz = ("zerobot_requests_total", (("method", "GET"), ("operation", "healthz"), ("status", "200")))  # fmt: skip
+    assert samples[healthz] == REQUESTS  # summed over every worker, dead or alive
+    assert ("zerobot_db_pool_max_size", (("alias", "default"),)) in samples
+
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    pids = {line["process"] for line in lines if line.get("event") == "pool_drained"}
+    # Recycled workers and the two stopped by SIGTERM all drained on their way out.
+    assert len(pids) >= 3, log
+    assert any(line.get("was_open") for line in lines if line.get("event") == "pool_drained")
+    assert not (tmp_path / "prom" / "counter_999999.db").exists()  # reset at start
