@@ -20,6 +20,8 @@ from marketdata.models import Candle, FundingRate
 from marketdata.services import InvalidRequest
 from marketdata.tests.factories import candle, store_candles
 from marketdata.tests.fakes import FakeExchange
+from trading import services as trading
+from trading.tests.factories import make_bot
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 HOUR = timedelta(hours=1)
@@ -230,6 +232,29 @@ def test_a_newly_closed_candle_invalidates_its_series_only(
     assert candles_of(after.body)[-1][4] == "123.45"
     assert candles_of(after.body)[:-1] == candles_of(before.body)[1:]
     assert read("ETH/USDT").hit  # another series keeps its cache
+
+
+@pytest.mark.django_db
+def test_a_trade_invalidates_its_symbols_ticker(
+    now: datetime, django_capture_on_commit_callbacks: Any
+) -> None:
+    bot = make_bot()
+    assert not services.ticker_get(symbol="BTC/USDT").hit
+    assert services.ticker_get(symbol="BTC/USDT").hit
+    assert not services.ticker_get(symbol="ETH/USDT").hit
+    with django_capture_on_commit_callbacks(execute=True):
+        position = trading.position_open(
+            bot=bot, symbol="BTC/USDT", side="long", quantity="0.01", price="50000",
+            client_order_id="o1", executed_at=now,
+        )  # fmt: skip
+    assert not services.ticker_get(symbol="BTC/USDT").hit
+    assert services.ticker_get(symbol="ETH/USDT").hit  # other symbols keep theirs
+    assert services.ticker_get(symbol="BTC/USDT").hit
+    with django_capture_on_commit_callbacks(execute=True):
+        trading.position_close(
+            position=position, price="50100", client_order_id="c1", executed_at=now
+        )
+    assert not services.ticker_get(symbol="BTC/USDT").hit
 
 
 @pytest.mark.django_db
