@@ -49,6 +49,7 @@ from trading.models import Timeframe
 logger = logging.getLogger(__name__)
 
 MAX_LIMIT = 1000
+DEFAULT_LIMIT = 200
 INGEST_BATCH = 1000
 OHLCV_COLUMNS = ("time", "open", "high", "low", "close", "volume")
 _JSON = orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY
@@ -76,7 +77,7 @@ def _symbol(value: object) -> str:
     try:
         return normalize_symbol(value)
     except ValueError as exc:
-        raise InvalidRequest(str(exc), field="symbol") from None
+        raise InvalidRequest(f"symbol: {exc}", field="symbol") from None
 
 
 def _timeframe(value: object) -> str:
@@ -88,12 +89,21 @@ def _timeframe(value: object) -> str:
     return str(value)
 
 
-def _limit(value: int) -> int:
+def _limit(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
         raise InvalidRequest(
-            f"limit must be between 1 and {MAX_LIMIT} (got {value!r}).", field="limit"
+            f"limit must be a whole number between 1 and {MAX_LIMIT} (got {value!r}).",
+            field="limit",
         )
     return value
+
+
+def indicator_specs(names: str) -> list[indicators.IndicatorSpec]:
+    """``"rsi,macd,sma:50"`` parsed, or InvalidRequest naming ``names``."""
+    try:
+        return indicators.parse_specs(names)
+    except ValueError as exc:
+        raise InvalidRequest(f"names: {exc}", field="names") from None
 
 
 def _client(client: MarketDataClient | None) -> MarketDataClient:
@@ -284,7 +294,11 @@ def _series_key(namespace: str, exchange: str, symbol: str, timeframe: str, what
 
 
 def ohlcv_get(
-    *, symbol: str, timeframe: str, limit: int = 200, client: MarketDataClient | None = None
+    *,
+    symbol: str,
+    timeframe: str,
+    limit: int = DEFAULT_LIMIT,
+    client: MarketDataClient | None = None,
 ) -> Cached:
     """The newest ``limit`` closed candles as JSON: ``{"candles": [[time, open, ...], ...]}``."""
     client = _client(client)
@@ -341,7 +355,7 @@ def indicators_get(
     symbol: str,
     timeframe: str,
     specs: Sequence[indicators.IndicatorSpec],
-    limit: int = 200,
+    limit: int = DEFAULT_LIMIT,
     client: MarketDataClient | None = None,
 ) -> Cached:
     """Indicators over the newest ``limit`` closed candles, each cached under its own key.

@@ -1,27 +1,56 @@
-"""Market data API: thin views that validate parameters, call one service and return its bytes.
+"""Market data API: thin views that read the query, call one service and return its bytes.
 
 Bodies are the cached, pre-rendered JSON (no serializer or renderer on the hot path). Whether a
 response came from the cache is said only in the ``X-Cache`` header (HIT: every part was cached).
+The services validate symbol, timeframe, limit and indicator names (``InvalidRequest`` naming the
+parameter), so the views only check presence and turn ``limit`` into a number: a DRF serializer
+here would repeat that validation and cost a third of a cached request (its fields are deep-
+copied per instance).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from marketdata import services
 from marketdata.clients.base import ExchangeUnavailable, MarketDataError, NotSupported
-from marketdata.serializers import IndicatorsQuery, RefreshRequest, SeriesQuery, SymbolQuery
+from marketdata.services import DEFAULT_LIMIT, MAX_LIMIT, InvalidRequest
+from trading.models import Timeframe
+from zerobot.lib.api import ORJSONRenderer
 
+SYMBOL = OpenApiParameter(
+    "symbol",
+    str,
+    required=True,
+    description="BASE/QUOTE, e.g. BTC/USDT (BTC/USDT:USDT: perpetual).",
+)
+TIMEFRAME = OpenApiParameter("timeframe", str, required=True, enum=Timeframe.values)
+LIMIT = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    description=f"Newest closed candles, 1-{MAX_LIMIT}.",
+)
+NAMES = OpenApiParameter(
+    "names",
+    str,
+    required=True,
+    description="Comma-separated name[:period...]: sma (20), ema (20), rsi (14), macd (12:26:9); "
+    "e.g. rsi,macd or sma:50,ema:21.",
+)
 X_CACHE = OpenApiParameter(
     "X-Cache",
     str,
@@ -30,6 +59,7 @@ X_CACHE = OpenApiParameter(
     enum=["HIT", "MISS"],
     description="HIT when the whole body came from the cache.",
 )
+JSON_BODY = OpenApiResponse(OpenApiTypes.OBJECT, "Rendered JSON (see the service docstrings).")
 
 
 class ServiceUnavailable(exceptions.APIException):
@@ -49,13 +79,23 @@ def _invalid(message: str, field: str | None, code: str = "invalid") -> exceptio
     return exceptions.ValidationError(body)
 
 
-def validated(serializer_class: type[Serializer], data: Any) -> dict[str, Any]:
-    """The serializer's data, or a 400 ``{"detail", "field", "code"}`` for the first bad parameter."""
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        field, messages = next(iter(serializer.errors.items()))
-        raise _invalid(str(messages[0]), None if field == "non_field_errors" else field)
-    return serializer.validated_data
+def required(params: QueryDict, name: str, example: str) -> str:
+    value = params.get(name, "").strip()
+    if not value:
+        raise InvalidRequest(f"{name} is required, e.g. {name}={example}.", field=name)
+    return value
+
+
+def limit_param(params: QueryDict) -> int:
+    raw = params.get("limit", "").strip()
+    if not raw:
+        return DEFAULT_LIMIT
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidRequest(
+            f"limit must be a whole number between 1 and {MAX_LIMIT} (got {raw!r}).", field="limit"
+        ) from None
 
 
 def cached_response(cached: services.Cached) -> HttpResponse:
@@ -68,6 +108,8 @@ def cached_response(cached: services.Cached) -> HttpResponse:
 
 class MarketDataView(APIView):
     """Maps market data errors: bad parameters 400, exchange down 503, exchange errors 502."""
+
+    renderer_classes = [ORJSONRenderer]  # errors only: successful bodies are already rendered
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, ExchangeUnavailable):
@@ -84,51 +126,57 @@ class MarketDataView(APIView):
 
 class OhlcvView(MarketDataView):
     @extend_schema(
-        parameters=[SeriesQuery, X_CACHE],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "Candles, oldest first.")},
-        summary="Newest closed OHLCV candles",
+        parameters=[SYMBOL, TIMEFRAME, LIMIT, X_CACHE],
+        responses={200: JSON_BODY},
+        summary="Newest closed OHLCV candles, oldest first",
     )
     def get(self, request: Request) -> HttpResponse:
-        query = validated(SeriesQuery, request.query_params)
-        return cached_response(services.ohlcv_get(**query))
+        params = request.query_params
+        return cached_response(
+            services.ohlcv_get(
+                symbol=required(params, "symbol", "BTC/USDT"),
+                timeframe=required(params, "timeframe", "1h"),
+                limit=limit_param(params),
+            )
+        )
 
 
 class TickerView(MarketDataView):
     @extend_schema(
-        parameters=[SymbolQuery, X_CACHE],
-        responses={200: OpenApiTypes.OBJECT},
+        parameters=[SYMBOL, X_CACHE],
+        responses={200: JSON_BODY},
         summary="Last price, bid, ask and 24 h volume",
     )
     def get(self, request: Request) -> HttpResponse:
-        query = validated(SymbolQuery, request.query_params)
-        return cached_response(services.ticker_get(**query))
+        symbol = required(request.query_params, "symbol", "BTC/USDT")
+        return cached_response(services.ticker_get(symbol=symbol))
 
 
 class FundingRateView(MarketDataView):
     @extend_schema(
-        parameters=[SymbolQuery, X_CACHE],
-        responses={200: OpenApiTypes.OBJECT},
+        parameters=[SYMBOL, X_CACHE],
+        responses={200: JSON_BODY},
         summary="Current funding rate of the symbol's perpetual",
     )
     def get(self, request: Request) -> HttpResponse:
-        query = validated(SymbolQuery, request.query_params)
-        return cached_response(services.funding_rate_get(**query))
+        symbol = required(request.query_params, "symbol", "BTC/USDT")
+        return cached_response(services.funding_rate_get(symbol=symbol))
 
 
 class IndicatorsView(MarketDataView):
     @extend_schema(
-        parameters=[IndicatorsQuery, X_CACHE],
-        responses={200: OpenApiTypes.OBJECT},
+        parameters=[SYMBOL, TIMEFRAME, NAMES, LIMIT, X_CACHE],
+        responses={200: JSON_BODY},
         summary="SMA, EMA, RSI, MACD over the newest closed candles (warm-up values are null)",
     )
     def get(self, request: Request) -> HttpResponse:
-        query = validated(IndicatorsQuery, request.query_params)
+        params = request.query_params
         return cached_response(
             services.indicators_get(
-                symbol=query["symbol"],
-                timeframe=query["timeframe"],
-                limit=query["limit"],
-                specs=query["names"],
+                symbol=required(params, "symbol", "BTC/USDT"),
+                timeframe=required(params, "timeframe", "1h"),
+                specs=services.indicator_specs(required(params, "names", "rsi,macd")),
+                limit=limit_param(params),
             )
         )
 
@@ -139,13 +187,21 @@ class RefreshView(MarketDataView):
     permission_classes = [IsAdminUser]
 
     @extend_schema(
-        request=RefreshRequest,
-        responses={200: OpenApiTypes.OBJECT},
+        request=inline_serializer(
+            "MarketDataRefresh",
+            {
+                "symbol": serializers.CharField(required=False, help_text="Only this symbol."),
+                "timeframe": serializers.ChoiceField(Timeframe.choices, required=False),
+            },
+        ),
+        responses={200: JSON_BODY},
         summary="Invalidate cached market data and indicators (staff)",
     )
     def post(self, request: Request) -> Response:
-        query = validated(RefreshRequest, request.data)
-        result = services.market_data_refresh(**query)
+        data: Any = request.data if isinstance(request.data, dict) else {}
+        result = services.market_data_refresh(
+            symbol=data.get("symbol") or None, timeframe=data.get("timeframe") or None
+        )
         return Response(
             {
                 "refreshed": result.describe(),

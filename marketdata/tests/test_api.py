@@ -69,16 +69,20 @@ def test_ohlcv_says_hit_or_miss_in_a_header_only(
         ({"timeframe": "1h"}, "symbol", "symbol is required"),
         ({"symbol": "BTCUSDT", "timeframe": "1h"}, "symbol", "symbol: 'BTCUSDT' is not a symbol"),
         ({"symbol": "BTC/USDT"}, "timeframe", "timeframe is required"),
-        ({"symbol": "BTC/USDT", "timeframe": "2h"}, "timeframe", 'timeframe "2h" is not one of'),
+        (
+            {"symbol": "BTC/USDT", "timeframe": "2h"},
+            "timeframe",
+            "timeframe must be one of 1m, 5m,",
+        ),
         (
             {"symbol": "BTC/USDT", "timeframe": "1h", "limit": "0"},
             "limit",
-            "limit must be between 1 and 1000",
+            "limit must be a whole number between 1 and 1000",
         ),
         (
             {"symbol": "BTC/USDT", "timeframe": "1h", "limit": "1001"},
             "limit",
-            "limit must be between 1 and 1000",
+            "limit must be a whole number between 1 and 1000",
         ),
         (
             {"symbol": "BTC/USDT", "timeframe": "1h", "limit": "ten"},
