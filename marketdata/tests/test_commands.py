@@ -1,4 +1,4 @@
-"""Commands: sync_market_data, refresh_market_data, cache_stats."""
+"""Commands: sync_market_data, refresh_market_data, cache_stats, bench_market_cache."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from marketdata import cache as market_cache
 from marketdata import services
@@ -85,3 +86,28 @@ def test_cache_stats_shows_hit_rates_keys_and_memory(now: datetime) -> None:
     assert "Redis used memory" in out
     assert "Counters reset." in out
     assert market_cache.read_stats()["market"] == {"hit": 0, "miss": 0, "compute": 0}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bench_market_cache_reports_hit_rate_and_computations() -> None:
+    """A small run of the load test (its threads need committed data: transaction=True)."""
+    out = run("bench_market_cache", "--bots", "8", "--symbols", "2", "--timeframes", "1h",
+              "--seconds", "0.5", "--limit", "50", "--indicators", "rsi,macd")  # fmt: skip
+    assert "8 bots in 1 process(es) x 2 symbols x 1 timeframes (1h), limit 50" in out
+    assert "hit rate" in out
+    # 2 series x (1 OHLCV + 2 indicators) = 6 keys, each computed once despite 8 bots.
+    assert "computations 6 for 6 keys: per key per TTL window mean 1.00, max 1" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bench_across_processes_still_computes_each_key_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Real worker processes: only the Redis lock keeps them from computing a key twice."""
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    monkeypatch.setenv("DATABASE_URL", f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}")
+    out = run("bench_market_cache", "--bots", "6", "--processes", "3", "--symbols", "2",
+              "--timeframes", "1h", "--seconds", "0.5", "--limit", "50", "--indicators", "rsi,macd")  # fmt: skip
+    assert "6 bots in 3 process(es)" in out
+    assert "computations 6 for 6 keys: per key per TTL window mean 1.00, max 1" in out
