@@ -407,12 +407,6 @@ class MarketCache:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def set_concrete(self, concrete: str, value: bytes, ttl: int) -> None:
-        try:
-            self.backend.set(concrete, value, timeout=ttl)
-        except Exception as exc:
-            logger.warning("market cache set %s failed: %s", concrete, exc)
-
     def set_cached(self, key: CacheKey, value: bytes, ttl: int | None = None) -> None:
         """Store ``value`` under the current versions of ``key``'s scope."""
         versions = self._current_versions([key.scope])
@@ -420,7 +414,9 @@ class MarketCache:
             return
         concrete = self._concrete(key, versions)
         if concrete is not None:
-            self.set_concrete(concrete, value, ttl if ttl is not None else ttl_for(key.namespace))
+            self.backend.set(
+                concrete, value, timeout=ttl if ttl is not None else ttl_for(key.namespace)
+            )
 
     def _current_versions(self, scopes: Iterable[str]) -> dict[str, int] | None:
         version_keys = [EPOCH, *(_version_key(s) for s in scopes)]

@@ -16,7 +16,6 @@ Invalidation, all by version (see ``marketdata.cache``):
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,8 +44,6 @@ from marketdata.clients.base import MarketDataClient, MarketDataError
 from marketdata.models import Candle, FundingRate
 from marketdata.symbols import normalize_symbol, perpetual_symbol
 from trading.models import Timeframe
-
-logger = logging.getLogger(__name__)
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 200
@@ -246,9 +243,7 @@ def candles_sync(
     end = timeframes.last_closed_open_time(now, timeframe)
     if until is not None:
         end = min(end, timeframes.align(until, timeframe))
-    start = timeframes.align(since, timeframe)
-    if start < since:
-        start += step
+    start = timeframes.align_up(since, timeframe)
     result = SyncResult(symbol, timeframe, start, end, resumed_from=None)
     if start > end:
         return result

@@ -46,6 +46,12 @@ def align(moment: datetime, timeframe: str) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+def align_up(moment: datetime, timeframe: str) -> datetime:
+    """Open time of the first candle that opens at or after ``moment``."""
+    start = align(moment, timeframe)
+    return start if start == moment else start + timeframe_delta(timeframe)
+
+
 def is_aligned(moment: datetime, timeframe: str) -> bool:
     return moment.timestamp() % timeframe_seconds(timeframe) == 0
 

@@ -36,7 +36,7 @@ from marketdata.clients.base import (
     UnknownTimeframe,
 )
 from marketdata.symbols import normalize_symbol, perpetual_symbol
-from marketdata.timeframes import timeframe_seconds
+from marketdata.timeframes import align_up, timeframe_seconds
 from zerobot.lib.money import (
     PRICE_DECIMAL_PLACES,
     QUANTITY_DECIMAL_PLACES,
@@ -170,7 +170,7 @@ class CcxtClient(MarketDataClient):
         if newest:
             cursor = (now // step - limit) * step
         else:
-            cursor = -(-int(since.timestamp() * 1000) // step) * step  # first open time >= since
+            cursor = int(align_up(since, timeframe).timestamp()) * 1000
         rows: list[list[Any]] = []
         # Forward pages; with ``since`` stop at ``limit``, without it run to the newest candle.
         while (newest or len(rows) < limit) and cursor <= now:

@@ -105,7 +105,7 @@ class SyntheticClient(MarketDataClient):
         if since is None:
             first = last - (limit - 1) * step
         else:
-            first = -(-int(since.timestamp()) // step) * step  # first open time >= since
+            first = int(timeframes.align_up(since, timeframe).timestamp())
         if limit <= 0 or first > last:
             return []
         opens_at = np.arange(first, min(last, first + (limit - 1) * step) + 1, step, dtype=np.int64)
