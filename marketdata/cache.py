@@ -22,7 +22,8 @@ since our read) and computes and stores it; the other processes poll the value a
 one MGET with exponential back-off (2 to 25 ms). If the lock disappears without a value (the
 computation failed), the next waiter takes over; after a whole lock timeout a waiter computes
 itself. Every lock call is guarded: with Redis down, ``cache.add`` returns ``None``
-(IGNORE_EXCEPTIONS) and the caller computes directly, without storing.
+(IGNORE_EXCEPTIONS) and the caller computes directly, without storing. An invalidation made
+while Redis is unreachable is lost: what was cached before the outage lives out its TTL.
 
 A computation that itself stores new candles (a read-through fill) moves its series' version;
 its value is then stored under the new version too, so the fill does not cost a second one.

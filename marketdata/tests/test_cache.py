@@ -48,6 +48,13 @@ def concrete_key(cache: MarketCache, key: CacheKey) -> str:
     return read.keys[0]
 
 
+def concrete_key_for(key: CacheKey, scope_token: int) -> str:
+    versions = {market_cache.EPOCH: market_cache._known[market_cache.EPOCH]}
+    return MarketCache._concrete(
+        key, {**versions, market_cache._version_key(key.scope): scope_token}
+    )
+
+
 def test_get_and_set_round_trip_under_versioned_keys() -> None:
     cache = MarketCache()
     assert cache.get_cached(OHLCV) is None
@@ -106,14 +113,18 @@ def test_invalidating_a_scope_misses_its_keys_only() -> None:
 
 
 def test_another_process_invalidation_is_seen_at_once() -> None:
-    """Two caches stand for two processes: each remembers versions, and every read checks them."""
+    """A process that has not seen a version move still reads the old value's key in its MGET;
+    the version read in the same MGET must stop it from serving that value."""
     reader, writer = MarketCache(), MarketCache()
     reader.set_cached(OHLCV, b"old")
     assert reader.get_cached(OHLCV) == b"old"
-    writer.invalidate([SERIES])
-    # The reader's remembered version is now stale; its read still misses (and costs one more GET).
-    market_cache._known[market_cache._version_key(SERIES)] = 12345
+    version_key = market_cache._version_key(SERIES)
+    remembered = market_cache._known[version_key]
+    writer.invalidate([SERIES])  # "another process"
+    market_cache._known[version_key] = remembered  # this process still remembers the old one
+    assert django_cache.get(concrete_key_for(OHLCV, remembered)) == b"old"  # still stored
     assert reader.get_cached(OHLCV) is None
+    assert market_cache._known[version_key] != remembered  # and now it knows
 
 
 def test_a_lost_version_never_resurrects_old_values() -> None:
