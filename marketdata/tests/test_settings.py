@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import runpy
-from pathlib import Path
-
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-SETTINGS = Path(__file__).resolve().parents[2] / "zerobot" / "settings.py"
+from zerobot.tests.test_settings import load as load_settings
+
 VARIABLES = [
     "MARKET_DATA_PROVIDER", "EXCHANGE_ID", "EXCHANGE_TIMEOUT_MS", "SYNTHETIC_MARKET_SEED",
     "MARKET_DATA_CACHE_TTL", "INDICATOR_CACHE_TTL", "MARKET_CACHE_LOCK_TIMEOUT",
@@ -16,12 +14,11 @@ VARIABLES = [
 
 
 def load(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict:
+    """zerobot.settings read in a fresh namespace (see zerobot/tests/test_settings.py), with none
+    of the market data variables set but ``env``."""
     for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SECRET_KEY", "k" * 40)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return runpy.run_path(str(SETTINGS))
+    return load_settings(monkeypatch, **env)
 
 
 def test_defaults_are_offline_with_5_and_15_minute_ttls(monkeypatch: pytest.MonkeyPatch) -> None:
