@@ -19,3 +19,11 @@ def normalize_symbol(value: object) -> str:
             "(or 'BTC/USDT:USDT' for a perpetual)."
         )
     return symbol
+
+
+def perpetual_symbol(symbol: str) -> str:
+    """The linear perpetual of a symbol: ``BTC/USDT`` -> ``BTC/USDT:USDT``; a perpetual stays as is."""
+    symbol = normalize_symbol(symbol)
+    if ":" in symbol:
+        return symbol
+    return f"{symbol}:{symbol.split('/')[1]}"

@@ -21,6 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from marketdata.services import ticker_invalidate
 from marketdata.symbols import normalize_symbol
 from trading.errors import InsufficientCapital, InvalidInput, InvalidState
 from trading.models import (
@@ -269,6 +270,7 @@ def position_open(
                 client_order_id=client_order_id,
             )
             _stats_add(bot=bot, symbol=symbol, day=executed_at, fee=fee, pnl=ZERO)
+            transaction.on_commit(lambda: ticker_invalidate(symbol=symbol), robust=True)
     except IntegrityError:
         existing = _existing_trade(bot.pk, client_order_id)
         if existing is None or existing.position_id is None:
@@ -371,6 +373,7 @@ def position_close(
                 pnl=pnl,
                 closed_net=(locked.realized_pnl - locked.fees) if full else None,
             )
+            transaction.on_commit(lambda: ticker_invalidate(symbol=locked.symbol), robust=True)
     except IntegrityError:
         existing = _existing_trade(position.bot_id, client_order_id)
         if existing is None:

@@ -287,6 +287,26 @@ if DEBUG_TOOLBAR_ENABLED:
         "debug_toolbar.middleware.DebugToolbarMiddleware",
     )
     DEBUG_TOOLBAR_CONFIG = {"SHOW_TOOLBAR_CALLBACK": "monitoring.toolbar.show_toolbar"}
+# --- Market data -------------------------------------------------------------------------------
+# Where candles, tickers and funding rates come from, and how long Redis keeps them (marketdata/).
+# "synthetic" is deterministic and offline (demos, tests, benchmarks); "ccxt" is a real exchange.
+MARKET_DATA_PROVIDER = env_str("MARKET_DATA_PROVIDER", "synthetic")
+if MARKET_DATA_PROVIDER not in ("synthetic", "ccxt"):
+    raise ImproperlyConfigured(
+        f"MARKET_DATA_PROVIDER={MARKET_DATA_PROVIDER!r} is not a provider: use synthetic or ccxt."
+    )
+EXCHANGE_ID = env_str("EXCHANGE_ID", "okx").lower()
+if not EXCHANGE_ID.isascii() or not EXCHANGE_ID.replace("_", "").isalnum():
+    raise ImproperlyConfigured(
+        f"EXCHANGE_ID={EXCHANGE_ID!r} is not a ccxt exchange id such as okx or binance."
+    )
+EXCHANGE_TIMEOUT_MS = env_int("EXCHANGE_TIMEOUT_MS", 10_000, minimum=100, maximum=120_000)
+SYNTHETIC_MARKET_SEED = env_int("SYNTHETIC_MARKET_SEED", 42, minimum=0)
+# Seconds: OHLCV, tickers and funding rates; indicators (recomputed from cached candles).
+MARKET_DATA_CACHE_TTL = env_int("MARKET_DATA_CACHE_TTL", 300, minimum=1, maximum=86_400)
+INDICATOR_CACHE_TTL = env_int("INDICATOR_CACHE_TTL", 900, minimum=1, maximum=86_400)
+# Single-flight: how long one computation may hold a key's lock; waiters wait at most this long.
+MARKET_CACHE_LOCK_TIMEOUT = env_float("MARKET_CACHE_LOCK_TIMEOUT", 10.0, minimum=0.1, maximum=300)
 
 # --- Auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

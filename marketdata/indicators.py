@@ -1,0 +1,110 @@
+"""SMA, EMA, RSI and MACD over numpy float64 arrays, computed by TA-Lib.
+
+Outputs have the input's length; the warm-up positions (too little history for a value) are NaN,
+which the API renders as ``null``, never ``0``. A spec is written ``name[:period...]``:
+``sma:50``, ``rsi`` (= ``rsi:14``), ``macd:12:26:9``; its text is also its cache key part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import talib
+
+MIN_PERIOD = 2
+MAX_PERIOD = 500
+MAX_SPECS = 10
+
+
+def sma(close: np.ndarray, period: int = 20) -> np.ndarray:
+    return talib.SMA(_prices(close), timeperiod=period)
+
+
+def ema(close: np.ndarray, period: int = 20) -> np.ndarray:
+    return talib.EMA(_prices(close), timeperiod=period)
+
+
+def rsi(close: np.ndarray, period: int = 14) -> np.ndarray:
+    return talib.RSI(_prices(close), timeperiod=period)
+
+
+def macd(
+    close: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(MACD line, signal line, histogram)."""
+    return talib.MACD(_prices(close), fastperiod=fast, slowperiod=slow, signalperiod=signal)
+
+
+def _prices(close: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(close, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    defaults: tuple[int, ...]
+    outputs: tuple[str, ...]
+    function: Callable[..., np.ndarray | tuple[np.ndarray, ...]]
+
+
+KINDS: dict[str, _Kind] = {
+    "sma": _Kind((20,), ("values",), sma),
+    "ema": _Kind((20,), ("values",), ema),
+    "rsi": _Kind((14,), ("values",), rsi),
+    "macd": _Kind((12, 26, 9), ("macd", "signal", "histogram"), macd),
+}
+
+
+@dataclass(frozen=True)
+class IndicatorSpec:
+    name: str
+    params: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        return ":".join([self.name, *map(str, self.params)])
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return KINDS[self.name].outputs
+
+
+def parse_spec(text: str) -> IndicatorSpec:
+    """``"rsi"``, ``"sma:50"``, ``"macd:12:26:9"``; ValueError with a message a user can act on."""
+    name, *raw = text.strip().lower().split(":")
+    kind = KINDS.get(name)
+    if kind is None:
+        raise ValueError(f"{name!r} is not an indicator: use {', '.join(KINDS)}.")
+    if len(raw) > len(kind.defaults):
+        raise ValueError(f"{name} takes at most {len(kind.defaults)} period(s), got {text!r}.")
+    try:
+        given = tuple(int(value) for value in raw)
+    except ValueError:
+        raise ValueError(f"{text!r}: periods are whole numbers, e.g. {name}:14.") from None
+    params = given + kind.defaults[len(given) :]
+    for value in params:
+        if not MIN_PERIOD <= value <= MAX_PERIOD:
+            raise ValueError(f"{text!r}: periods must be between {MIN_PERIOD} and {MAX_PERIOD}.")
+    if name == "macd" and params[0] >= params[1]:
+        raise ValueError(f"{text!r}: the fast period must be shorter than the slow one.")
+    return IndicatorSpec(name, params)
+
+
+def parse_specs(text: str) -> list[IndicatorSpec]:
+    """A comma-separated list of specs, duplicates removed, order kept."""
+    items = [item for item in (part.strip() for part in text.split(",")) if item]
+    if not items:
+        raise ValueError("name at least one indicator, e.g. rsi,macd.")
+    specs = list(dict.fromkeys(parse_spec(item) for item in items))
+    if len(specs) > MAX_SPECS:
+        raise ValueError(f"at most {MAX_SPECS} indicators per request.")
+    return specs
+
+
+def compute(spec: IndicatorSpec, close: np.ndarray) -> dict[str, np.ndarray]:
+    """The spec's output arrays by name (``values``, or ``macd``/``signal``/``histogram``)."""
+    kind = KINDS[spec.name]
+    result = kind.function(close, *spec.params)
+    arrays = result if isinstance(result, tuple) else (result,)
+    return dict(zip(kind.outputs, arrays, strict=True))

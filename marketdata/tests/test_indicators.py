@@ -1,0 +1,97 @@
+"""Indicators agree with TA-Lib to the last bit, end to end (JSON included); warm-up is null."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import orjson
+import pytest
+import talib
+
+from marketdata import indicators, services
+from marketdata.indicators import IndicatorSpec, parse_spec, parse_specs
+
+CLOSE = 100 + np.cumsum(np.random.default_rng(3).normal(0, 1, 500))
+
+
+def test_each_indicator_is_talib_with_its_periods() -> None:
+    np.testing.assert_array_equal(indicators.sma(CLOSE, 50), talib.SMA(CLOSE, timeperiod=50))
+    np.testing.assert_array_equal(indicators.ema(CLOSE, 21), talib.EMA(CLOSE, timeperiod=21))
+    np.testing.assert_array_equal(indicators.rsi(CLOSE, 7), talib.RSI(CLOSE, timeperiod=7))
+    for ours, theirs in zip(
+        indicators.macd(CLOSE, 5, 35, 5), talib.MACD(CLOSE, 5, 35, 5), strict=True
+    ):
+        np.testing.assert_array_equal(ours, theirs)
+    # And TA-Lib's SMA is the plain rolling mean (a sanity check of the wiring, not of TA-Lib).
+    rolling = np.convolve(CLOSE, np.ones(20) / 20, mode="valid")
+    np.testing.assert_allclose(indicators.sma(CLOSE, 20)[19:], rolling, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("spec", "warmup"),
+    [("sma:20", 19), ("ema:20", 19), ("rsi:14", 14), ("macd:12:26:9", 33)],
+)
+def test_warmup_values_are_nan_never_zero(spec: str, warmup: int) -> None:
+    outputs = indicators.compute(parse_spec(spec), CLOSE)
+    for values in outputs.values():
+        assert len(values) == len(CLOSE)
+        assert np.isnan(values[:warmup]).all()
+        assert not np.isnan(values[warmup:]).any()
+
+
+def test_specs_parse_with_defaults_and_name_the_problem() -> None:
+    assert parse_spec("RSI") == IndicatorSpec("rsi", (14,))
+    assert parse_spec("sma:50").label == "sma:50"
+    assert parse_spec("macd").label == "macd:12:26:9"
+    assert parse_spec("macd:5").params == (5, 26, 9)
+    assert [s.label for s in parse_specs("rsi, macd,rsi,ema:9,")] == [
+        "rsi:14",
+        "macd:12:26:9",
+        "ema:9",
+    ]
+    for text, message in [
+        ("vwap", "not an indicator"),
+        ("rsi:14:2", "at most 1 period"),
+        ("sma:x", "whole numbers"),
+        ("sma:1", "between 2 and 500"),
+        ("ema:501", "between 2 and 500"),
+        ("macd:26:12", "fast period must be shorter"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            parse_spec(text)
+    with pytest.raises(ValueError, match="at least one"):
+        parse_specs(" , ")
+    with pytest.raises(ValueError, match="at most 10"):
+        parse_specs(",".join(f"sma:{n}" for n in range(2, 14)))
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_served_indicators_equal_talib_on_the_served_candles(now: datetime) -> None:
+    specs = parse_specs("sma:20,ema:20,rsi:14,macd:12:26:9")
+    ohlcv = orjson.loads(services.ohlcv_get(symbol="BTC/USDT", timeframe="1h", limit=500).body)
+    close = np.array([float(row[4]) for row in ohlcv["candles"]])
+    times = [row[0] for row in ohlcv["candles"]]
+    for attempt in ("computed", "cached"):
+        cached = services.indicators_get(symbol="BTC/USDT", timeframe="1h", specs=specs, limit=500)
+        assert cached.hit is (attempt == "cached")
+        body = orjson.loads(cached.body)
+        assert list(body["indicators"]) == ["sma:20", "ema:20", "rsi:14", "macd:12:26:9"]
+        expected = {
+            "sma:20": {"values": talib.SMA(close, 20)},
+            "ema:20": {"values": talib.EMA(close, 20)},
+            "rsi:14": {"values": talib.RSI(close, 14)},
+            "macd:12:26:9": dict(
+                zip(("macd", "signal", "histogram"), talib.MACD(close, 12, 26, 9), strict=True)
+            ),
+        }
+        for label, outputs in expected.items():
+            served = body["indicators"][label]
+            assert served["time"] == times
+            for name, values in outputs.items():
+                warmup = int(np.isnan(values).sum())
+                assert served[name][:warmup] == [None] * warmup  # null, not 0
+                # Every float survives JSON bit for bit: equal, not merely close.
+                assert served[name][warmup:] == values[warmup:].tolist()

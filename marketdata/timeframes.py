@@ -1,0 +1,66 @@
+"""Candle timeframes: their length and the UTC-aligned open times of their candles.
+
+The choices themselves are ``trading.models.Timeframe`` (bots store one); this module adds what
+market data needs on top: durations and alignment. Every timeframe divides a UTC day, so a candle
+opens at a multiple of its length counted from the Unix epoch (midnight UTC for ``1d``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.utils import timezone
+
+from trading.models import Timeframe
+
+TIMEFRAME_SECONDS: dict[str, int] = {
+    Timeframe.M1: 60,
+    Timeframe.M5: 300,
+    Timeframe.M15: 900,
+    Timeframe.H1: 3_600,
+    Timeframe.H4: 14_400,
+    Timeframe.D1: 86_400,
+}
+
+
+def timeframe_seconds(timeframe: str) -> int:
+    """Length of ``timeframe`` in seconds; ValueError naming the known ones otherwise."""
+    try:
+        return TIMEFRAME_SECONDS[timeframe]
+    except KeyError:
+        raise ValueError(
+            f"{timeframe!r} is not a timeframe: use one of {', '.join(Timeframe.values)}."
+        ) from None
+
+
+def timeframe_delta(timeframe: str) -> timedelta:
+    return timedelta(seconds=timeframe_seconds(timeframe))
+
+
+def align(moment: datetime, timeframe: str) -> datetime:
+    """Open time of the candle that contains ``moment`` (aware UTC)."""
+    if timezone.is_naive(moment):
+        raise ValueError("market data times must be timezone-aware (UTC).")
+    step = timeframe_seconds(timeframe)
+    seconds = int(moment.timestamp()) // step * step
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def align_up(moment: datetime, timeframe: str) -> datetime:
+    """Open time of the first candle that opens at or after ``moment``."""
+    start = align(moment, timeframe)
+    return start if start == moment else start + timeframe_delta(timeframe)
+
+
+def is_aligned(moment: datetime, timeframe: str) -> bool:
+    return moment.timestamp() % timeframe_seconds(timeframe) == 0
+
+
+def last_closed_open_time(now: datetime, timeframe: str) -> datetime:
+    """Open time of the newest candle that has closed at ``now``."""
+    return align(now, timeframe) - timeframe_delta(timeframe)
+
+
+def utcnow() -> datetime:
+    """The clock market data reads (one place for tests to pin it)."""
+    return timezone.now()
