@@ -8,6 +8,9 @@ implementation in tests/performance/baseline.py (test-only code) and prints the 
 
 from __future__ import annotations
 
+import cProfile
+import io
+import pstats
 import statistics
 import time
 from typing import Any
@@ -46,6 +49,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--path", action="append", default=[],
             help="Time these paths instead of the dashboard (repeatable), e.g. /admin/trading/trade/",
+        )  # fmt: skip
+        parser.add_argument(
+            "--profile", action="store_true",
+            help="Also print a cProfile of the timed requests (top 15 functions by own time).",
         )  # fmt: skip
         parser.add_argument(
             "--admin-exact-count", action="store_true",
@@ -91,10 +98,18 @@ class Command(BaseCommand):
             for _ in range(options["warmup"]):
                 client.get(full)
             timings = []
+            profiler = cProfile.Profile() if options["profile"] else None
+            if profiler:
+                profiler.enable()
             for _ in range(options["iterations"]):
                 started = time.perf_counter()
                 response = client.get(full)
                 timings.append((time.perf_counter() - started) * 1000)
+            if profiler:
+                profiler.disable()
+                report = io.StringIO()
+                pstats.Stats(profiler, stream=report).sort_stats("tottime").print_stats(15)
+                self.stdout.write(report.getvalue())
             if response.status_code != 200:
                 raise CommandError(
                     f"{full}: HTTP {response.status_code} {response.content[:200]!r}"
