@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib import admin
-from django.core.exceptions import EmptyResultSet
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 from marketdata.symbols import normalize_symbol
+from trading import services
+from trading.errors import TradingError
 from trading.models import Bot, BotDailyPnl, BotSymbolStats, EquitySnapshot, Position, Trade
 
 
@@ -67,8 +70,50 @@ class SymbolSearchMixin:
             return queryset.none(), False
 
 
+class LedgerReadOnly:
+    """Positions, trades, snapshots and running totals change only through trading.services
+    (ledger invariant, running totals, summed equity): the admin shows them, never edits them."""
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+class BotAdminForm(forms.ModelForm):
+    """Runs the service's validation, so the admin shows the same errors as the API."""
+
+    class Meta:
+        model = Bot
+        fields = ("name", "strategy", "symbols", "timeframe", "risk_params")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        changes = {name: cleaned[name] for name in self.changed_data if name in cleaned}
+        try:
+            cleaned.update(services.bot_changes_validate(**changes))
+        except TradingError as exc:
+            raise ValidationError({exc.field: exc.message} if exc.field else exc.message) from None
+        if (
+            "name" in changes
+            and Bot.objects.filter(owner_id=self.instance.owner_id, name=cleaned["name"])
+            .exclude(pk=self.instance.pk)
+            .exists()
+        ):
+            raise ValidationError({"name": "This owner already has a bot with this name."})
+        return cleaned
+
+
 @admin.register(Bot)
 class BotAdmin(admin.ModelAdmin):
+    """Edits of settings go through services.bot_update (validated), deletes through
+    services.bot_delete (rebuilds the owner's summed equity); money and owner are read-only:
+    the owner is copied onto every position and trade, so moving a bot would split its history."""
+
     list_display = (
         "id",
         "name",
@@ -82,14 +127,61 @@ class BotAdmin(admin.ModelAdmin):
     list_filter = ("status", "timeframe", "paper_trading")
     list_select_related = ("owner",)
     search_fields = ("name", "strategy", "owner__username")
-    raw_id_fields = ("owner",)
-    readonly_fields = ("capital", "initial_capital", "created_at", "updated_at")
+    readonly_fields = (
+        "owner", "status", "paper_trading", "capital", "initial_capital", "peak_equity",
+        "max_drawdown_pct", "created_at", "updated_at",
+    )  # fmt: skip
     show_full_result_count = False
     ordering = ("-id",)
+    actions = ["start_bots", "pause_bots", "stop_bots"]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False  # bots are created through the API (validated risk params, symbols)
+
+    form = BotAdminForm
+
+    def save_model(self, request: Any, obj: Bot, form: Any, change: bool) -> None:
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        services.bot_update(bot=Bot.objects.get(pk=obj.pk), **changes)
+
+    def get_deleted_objects(self, objs: Any, request: Any) -> tuple:
+        # The ledger admins are read-only, which Django would read as "no permission to delete
+        # this bot's trades"; deleting a bot's history is what services.bot_delete does.
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
+    def delete_model(self, request: Any, obj: Bot) -> None:
+        services.bot_delete(bot=obj)
+
+    def delete_queryset(self, request: Any, queryset: QuerySet) -> None:
+        for bot in queryset:
+            services.bot_delete(bot=bot)
+
+    def _set_status(self, request: Any, queryset: QuerySet, status: str) -> None:
+        done = 0
+        for bot in queryset:
+            try:
+                services.bot_set_status(bot=bot, status=status)
+                done += 1
+            except TradingError as exc:
+                self.message_user(request, f"{bot}: {exc.message}", level=messages.WARNING)
+        self.message_user(request, f"{done} bot(s) now {status}.")
+
+    @admin.action(description="Start the selected bots")
+    def start_bots(self, request: Any, queryset: QuerySet) -> None:
+        self._set_status(request, queryset, Bot.Status.ACTIVE)
+
+    @admin.action(description="Pause the selected bots")
+    def pause_bots(self, request: Any, queryset: QuerySet) -> None:
+        self._set_status(request, queryset, Bot.Status.PAUSED)
+
+    @admin.action(description="Stop the selected bots (open positions stay open)")
+    def stop_bots(self, request: Any, queryset: QuerySet) -> None:
+        self._set_status(request, queryset, Bot.Status.STOPPED)
 
 
 @admin.register(Position)
-class PositionAdmin(SymbolSearchMixin, admin.ModelAdmin):
+class PositionAdmin(SymbolSearchMixin, LedgerReadOnly, admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     list_display = (
         "id",
@@ -115,7 +207,7 @@ class PositionAdmin(SymbolSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(Trade)
-class TradeAdmin(SymbolSearchMixin, admin.ModelAdmin):
+class TradeAdmin(SymbolSearchMixin, LedgerReadOnly, admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     list_display = (
         "id",
@@ -139,7 +231,7 @@ class TradeAdmin(SymbolSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(EquitySnapshot)
-class EquitySnapshotAdmin(admin.ModelAdmin):
+class EquitySnapshotAdmin(LedgerReadOnly, admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     list_display = ("id", "bot", "taken_at", "equity", "cash", "unrealized_pnl")
     list_select_related = ("bot",)
@@ -150,7 +242,7 @@ class EquitySnapshotAdmin(admin.ModelAdmin):
 
 
 @admin.register(BotSymbolStats)
-class BotSymbolStatsAdmin(SymbolSearchMixin, admin.ModelAdmin):
+class BotSymbolStatsAdmin(SymbolSearchMixin, LedgerReadOnly, admin.ModelAdmin):
     list_display = ("bot", "symbol", "trade_count", "wins", "losses", "realized_pnl", "fees")
     list_select_related = ("bot",)
     search_fields = ("symbol",)
@@ -160,7 +252,7 @@ class BotSymbolStatsAdmin(SymbolSearchMixin, admin.ModelAdmin):
 
 
 @admin.register(BotDailyPnl)
-class BotDailyPnlAdmin(admin.ModelAdmin):
+class BotDailyPnlAdmin(LedgerReadOnly, admin.ModelAdmin):
     list_display = ("bot", "day", "trade_count", "realized_pnl", "fees")
     list_select_related = ("bot",)
     search_fields = ("=bot__name",)

@@ -39,6 +39,16 @@ SNAPSHOT = EquitySnapshot._meta.db_table
 ACCOUNT = AccountEquitySnapshot._meta.db_table
 
 
+# The five dashboard endpoints (bench_api and explain_dashboard walk them all).
+DASHBOARD_PATHS = (
+    "/api/dashboard/stats",
+    "/api/dashboard/equity-curve",
+    "/api/dashboard/positions",
+    "/api/dashboard/trades",
+    "/api/dashboard/performance",
+)
+
+
 class BotNotFound(Exception):
     """The ``bot`` filter names no bot of this user (mapped to a 404)."""
 

@@ -27,14 +27,30 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
 
-from trading.models import Bot, EquitySnapshot, Position, Timeframe, Trade
+from trading.models import (
+    AccountEquitySnapshot,
+    Bot,
+    BotDailyPnl,
+    BotSymbolStats,
+    EquitySnapshot,
+    Position,
+    Timeframe,
+    Trade,
+)
 from trading.risk import validate_risk_params
 from trading.services import stats_rebuild
 from zerobot.lib.money import quantize
 
 DEMO_USERNAME = "demo"
+# Every demo user's e-mail is in this reserved domain (RFC 2606): --reset deletes only them.
+DEMO_EMAIL_DOMAIN = "demo.zerobot.invalid"
 DEMO_PASSWORD = "zerobot-demo"  # noqa: S105 - printed to the user on purpose; demo data only
 TRADER_PREFIX = "trader"
+
+# Everything seed_demo writes, children first (the order --reset deletes in).
+SEEDED_MODELS = (
+    Trade, EquitySnapshot, AccountEquitySnapshot, Position, BotSymbolStats, BotDailyPnl, Bot,
+)  # fmt: skip
 
 MONEY = 10**8  # cash, fees, PnL: 8 decimal places
 UNIT = 10**12  # prices, quantities: 12 decimal places
@@ -348,19 +364,33 @@ def _snapshots(
     minutes = paths.shape[1] - 1
     snap_minutes = np.linspace(0, minutes, n).round().astype(np.int64)
     ev_minutes = np.array([e[0] for e in events], dtype=np.int64)
-    idx = np.searchsorted(ev_minutes, snap_minutes, side="right")
+    # side="left": a snapshot at minute m counts the fills of minutes < m only, all executed
+    # before m:00 (a fill in minute m happens at m:ss, after the snapshot instant).
+    idx = np.searchsorted(ev_minutes, snap_minutes, side="left")
     cash = capital0 + np.concatenate([[0], np.cumsum([e[2] for e in events], dtype=np.int64)])[idx]
     margin = np.concatenate([[0], np.cumsum([e[5] for e in events], dtype=np.int64)])[idx]
-    unrealized = np.zeros(n)
+    # Exact integers (1e-24 units: price 1e-12 x quantity 1e-12): Python ints in object arrays,
+    # since a SHIB quantity in 1e-12 units alone overflows int64.
+    unrealized24 = np.zeros(n, dtype=object)
     by_symbol: dict[int, list[int]] = {}
     for i, event in enumerate(events):
         by_symbol.setdefault(event[3], []).append(i)
     for sym, indices in by_symbol.items():
-        at = np.searchsorted(ev_minutes[indices], snap_minutes, side="right")
-        q = np.concatenate([[0.0], np.cumsum([events[i][4] / UNIT for i in indices])])[at]
-        k = np.concatenate([[0.0], np.cumsum([events[i][6] / UNIT / UNIT for i in indices])])[at]
-        unrealized += paths[sym][snap_minutes] * q - k
-    unrealized_units = np.round(unrealized * MONEY).astype(np.int64)
+        at = np.searchsorted(ev_minutes[indices], snap_minutes, side="left")
+        q = np.concatenate(
+            [[0], np.cumsum(np.array([events[i][4] for i in indices], dtype=object))]
+        )
+        k = np.concatenate(
+            [[0], np.cumsum(np.array([events[i][6] for i in indices], dtype=object))]
+        )
+        tick = _tick_units(float(paths[sym][0]))
+        prices = (
+            np.rint(paths[sym][snap_minutes] * UNIT / tick).astype(np.int64).astype(object) * tick
+        )
+        unrealized24 += prices * q[at] - k[at]
+    unrealized_units = np.array(
+        [_div_half_even(int(value), 10**16) for value in unrealized24], dtype=np.int64
+    )
     equity = cash + margin + unrealized_units
     # All-time peak and max drawdown, as equity_snapshot_record keeps them on the bot.
     peaks = np.maximum.accumulate(equity)
@@ -369,7 +399,7 @@ def _snapshots(
         for p, e in zip(peaks, equity, strict=True)
         if p > 0
     ]
-    max_dd = quantize(max(drawdowns, default=Decimal(0)), 4)
+    max_dd = min(quantize(max(drawdowns, default=Decimal(0)), 4), Decimal(100))  # as the service
     rows = [
         (
             owner_id, bot_id, fmt_time(start + timedelta(minutes=int(snap_minutes[j]))),
@@ -424,6 +454,8 @@ def _reserve_position_ids(count: int) -> int:
     table = Position._meta.db_table
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # Until this transaction ends nobody else inserts positions: the range is ours.
+            cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
             cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
             sequence = cursor.fetchone()[0]
             cursor.execute("SELECT nextval(%s)", [sequence])
@@ -437,40 +469,19 @@ def _reserve_position_ids(count: int) -> int:
 
 def reset() -> None:
     """Delete all trading data and the demo users (the seed's users only)."""
-    from trading.models import AccountEquitySnapshot, BotDailyPnl, BotSymbolStats
-
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            tables = ", ".join(
-                model._meta.db_table
-                for model in (
-                    Trade,
-                    EquitySnapshot,
-                    AccountEquitySnapshot,
-                    Position,
-                    BotSymbolStats,
-                    BotDailyPnl,
-                    Bot,
-                )
-            )
+            tables = ", ".join(model._meta.db_table for model in SEEDED_MODELS)
             with connection.cursor() as cursor:
                 # Fire deferred FK checks first: TRUNCATE refuses to run with them pending.
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
         else:
-            for model in (
-                Trade,
-                EquitySnapshot,
-                AccountEquitySnapshot,
-                Position,
-                BotSymbolStats,
-                BotDailyPnl,
-                Bot,
-            ):
+            for model in SEEDED_MODELS:
                 model.objects.all().delete()
         User = get_user_model()  # noqa: N806
-        User.objects.filter(username=DEMO_USERNAME).delete()
-        User.objects.filter(username__regex=rf"^{TRADER_PREFIX}[0-9]+$").delete()
+        # Only users the seed created (marked by their e-mail domain), never a real "trader7".
+        User.objects.filter(email__endswith=f"@{DEMO_EMAIL_DOMAIN}").delete()
 
 
 def seed(
@@ -494,88 +505,94 @@ def seed(
     logins = usernames(profile)
     if User.objects.filter(username__in=logins, bots__isnull=False).exists():
         raise ValueError("Demo data already exists; run with --reset to start over.")
-    password = make_password(DEMO_PASSWORD)  # hashed once, shared by every demo user
-    existing = {u.username: u for u in User.objects.filter(username__in=logins)}
-    new_users = [
-        User(username=name, email=f"{name}@example.com", password=password,
-             is_staff=name == DEMO_USERNAME, is_superuser=name == DEMO_USERNAME)
-        for name in logins
-        if name not in existing
-    ]  # fmt: skip
-    User.objects.bulk_create(new_users)
-    users = {u.username: u for u in User.objects.filter(username__in=logins)}
+    taken = User.objects.filter(username__in=logins).exclude(
+        email__endswith=f"@{DEMO_EMAIL_DOMAIN}"
+    )
+    if taken.exists():
+        raise ValueError(
+            f"Users {', '.join(sorted(u.username for u in taken))} exist and are not demo users; "
+            "the demo data will not take them over."
+        )
+    # All or nothing: a failure part-way leaves no half-seeded bots behind.
+    with transaction.atomic():
+        password = make_password(DEMO_PASSWORD)  # hashed once, shared by every demo user
+        existing = {u.username: u for u in User.objects.filter(username__in=logins)}
+        new_users = [
+            User(username=name, email=f"{name}@{DEMO_EMAIL_DOMAIN}", password=password,
+                 is_staff=name == DEMO_USERNAME, is_superuser=name == DEMO_USERNAME)
+            for name in logins
+            if name not in existing
+        ]  # fmt: skip
+        User.objects.bulk_create(new_users)
+        users = {u.username: u for u in User.objects.filter(username__in=logins)}
 
-    risk = validate_risk_params({})
-    bots: list[Bot] = []
-    for user_index, name in enumerate(logins):
-        for b in range(profile.bots_per_user):
-            count = rng.randint(min(3, profile.symbols), min(6, profile.symbols))
-            picked = sorted(rng.sample(range(profile.symbols), count))
-            capital = rng.choice(CAPITALS)
-            strategy = STRATEGIES[(user_index + b) % len(STRATEGIES)]
-            bots.append(Bot(
-                owner=users[name], name=f"{strategy.replace('_', ' ').title()} #{b + 1:02d}",
-                strategy=strategy, status=rng.choice(STATUSES), paper_trading=True,
-                initial_capital=capital, capital=capital, symbols=[names[i] for i in picked],
-                timeframe=rng.choice(Timeframe.values), risk_params=risk,
-            ))  # fmt: skip
-    Bot.objects.bulk_create(bots)
-    if bots[0].pk is None:  # backends without RETURNING give no ids back
-        by_key = {(b.owner_id, b.name): b.pk for b in Bot.objects.filter(owner__in=users.values())}
-        for bot in bots:
-            bot.pk = by_key[(bot.owner_id, bot.name)]
+        risk = validate_risk_params({})
+        bots: list[Bot] = []
+        for user_index, name in enumerate(logins):
+            for b in range(profile.bots_per_user):
+                count = rng.randint(min(3, profile.symbols), min(6, profile.symbols))
+                picked = sorted(rng.sample(range(profile.symbols), count))
+                capital = rng.choice(CAPITALS)
+                strategy = STRATEGIES[(user_index + b) % len(STRATEGIES)]
+                bots.append(Bot(
+                    owner=users[name], name=f"{strategy.replace('_', ' ').title()} #{b + 1:02d}",
+                    strategy=strategy, status=rng.choice(STATUSES), paper_trading=True,
+                    initial_capital=capital, capital=capital, symbols=[names[i] for i in picked],
+                    timeframe=rng.choice(Timeframe.values), risk_params=risk,
+                ))  # fmt: skip
+        Bot.objects.bulk_create(bots)
+        if bots[0].pk is None:  # backends without RETURNING give no ids back
+            by_key = {
+                (b.owner_id, b.name): b.pk for b in Bot.objects.filter(owner__in=users.values())
+            }
+            for bot in bots:
+                bot.pk = by_key[(bot.owner_id, bot.name)]
 
-    per_bot = profile.open_positions + profile.closed_positions
-    first_id = _reserve_position_ids(len(bots) * per_bot)
-    result = SeedResult(users=len(logins), bots=len(bots), positions=0, trades=0, snapshots=0)
-    capitals: list[tuple[int, str]] = []
-    for offset in range(0, len(bots), batch_bots):
-        batch = bots[offset : offset + batch_bots]
-        positions: list[tuple] = []
-        trades: list[tuple] = []
-        snapshots: list[tuple] = []
-        for i, bot in enumerate(batch):
-            rows = generate_bot(
-                bot_id=bot.pk, owner_id=bot.owner_id, initial_capital=int(bot.initial_capital),
-                bot_symbols=[names.index(s) for s in bot.symbols], profile=profile, names=names,
-                paths=paths, start=start, first_position_id=first_id + (offset + i) * per_bot,
-                rng=rng, fmt_time=fmt_time,
-            )  # fmt: skip
-            positions += rows.positions
-            trades += rows.trades
-            snapshots += rows.snapshots
-            capitals.append(
-                (bot.pk, _fmt(rows.capital, 8), _fmt(rows.peak_equity, 8), rows.max_drawdown_pct)
-            )
-        with transaction.atomic():
+        per_bot = profile.open_positions + profile.closed_positions
+        first_id = _reserve_position_ids(len(bots) * per_bot)
+        result = SeedResult(users=len(logins), bots=len(bots), positions=0, trades=0, snapshots=0)
+        capitals: list[tuple[int, str]] = []
+        for offset in range(0, len(bots), batch_bots):
+            batch = bots[offset : offset + batch_bots]
+            positions: list[tuple] = []
+            trades: list[tuple] = []
+            snapshots: list[tuple] = []
+            for i, bot in enumerate(batch):
+                rows = generate_bot(
+                    bot_id=bot.pk, owner_id=bot.owner_id, initial_capital=int(bot.initial_capital),
+                    bot_symbols=[names.index(s) for s in bot.symbols], profile=profile, names=names,
+                    paths=paths, start=start, first_position_id=first_id + (offset + i) * per_bot,
+                    rng=rng, fmt_time=fmt_time,
+                )  # fmt: skip
+                positions += rows.positions
+                trades += rows.trades
+                snapshots += rows.snapshots
+                capitals.append(
+                    (
+                        bot.pk,
+                        _fmt(rows.capital, 8),
+                        _fmt(rows.peak_equity, 8),
+                        rows.max_drawdown_pct,
+                    )
+                )
             load_rows(Position._meta.db_table, POSITION_COLUMNS, positions)
             load_rows(Trade._meta.db_table, TRADE_COLUMNS, trades)
             load_rows(EquitySnapshot._meta.db_table, SNAPSHOT_COLUMNS, snapshots)
-        result.positions += len(positions)
-        result.trades += len(trades)
-        result.snapshots += len(snapshots)
-        if progress:
-            progress(len(batch))
+            result.positions += len(positions)
+            result.trades += len(trades)
+            result.snapshots += len(snapshots)
+            if progress:
+                progress(len(batch))
 
-    _set_bot_totals(capitals)
-    stats_rebuild(bot_ids=[bot.pk for bot in bots])
-    _account_from_snapshots([bot.pk for bot in bots])
-    from trading.models import AccountEquitySnapshot, BotDailyPnl, BotSymbolStats
-
+        _set_bot_totals(capitals)
+        stats_rebuild(bot_ids=[bot.pk for bot in bots])
+        _account_from_snapshots([bot.pk for bot in bots])
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # VACUUM also sets the visibility map (deep pages' index-only scans need it); it
             # cannot run inside a transaction (tests), where ANALYZE alone does.
             command = "ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE"
-            for model in (
-                Bot,
-                Position,
-                Trade,
-                EquitySnapshot,
-                AccountEquitySnapshot,
-                BotSymbolStats,
-                BotDailyPnl,
-            ):
+            for model in SEEDED_MODELS:
                 cursor.execute(f"{command} {model._meta.db_table}")
     return result
 
@@ -607,8 +624,6 @@ def _account_from_snapshots(bot_ids: list[int]) -> None:
     GROUP BY equals "each bot's latest snapshot carried forward, summed" (the services' rule)."""
     if not bot_ids:
         return
-    from trading.models import AccountEquitySnapshot
-
     marks = ",".join(["%s"] * len(bot_ids))
     with connection.cursor() as cursor:
         cursor.execute(

@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -35,11 +35,12 @@ from trading.models import (
     Trade,
 )
 from trading.risk import validate_risk_params
-from zerobot.lib.money import InvalidAmount, money, quantize
+from zerobot.lib.money import MONEY_CONTEXT, InvalidAmount, fits_money, money, quantize
 
 logger = logging.getLogger(__name__)
 
 ZERO = Decimal("0")
+HUNDRED = Decimal(100)
 MAX_SYMBOLS_PER_BOT = 50
 # Which status changes a bot accepts: stopped is final until restarted explicitly.
 BOT_TRANSITIONS: dict[str, set[str]] = {
@@ -133,9 +134,10 @@ def _symbols(symbols: Iterable[str]) -> list[str]:
     return result
 
 
-def bot_update(*, bot: Bot, **changes: Any) -> Bot:
-    """Change name, strategy, symbols, timeframe, risk_params or paper_trading (not money)."""
-    allowed = {"name", "strategy", "symbols", "timeframe", "risk_params", "paper_trading"}
+def bot_changes_validate(**changes: Any) -> dict[str, Any]:
+    """Normalised settings changes (name, strategy, symbols, timeframe, risk_params), or
+    InvalidInput naming the field. Money, owner and status change elsewhere, never here."""
+    allowed = {"name", "strategy", "symbols", "timeframe", "risk_params"}
     unknown = set(changes) - allowed
     if unknown:
         raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))} here.")
@@ -151,6 +153,12 @@ def bot_update(*, bot: Bot, **changes: Any) -> Bot:
         )
     if "risk_params" in changes:
         changes["risk_params"] = validate_risk_params(changes["risk_params"])
+    return changes
+
+
+def bot_update(*, bot: Bot, **changes: Any) -> Bot:
+    """Change a bot's settings (see bot_changes_validate)."""
+    changes = bot_changes_validate(**changes)
     for field, value in changes.items():
         setattr(bot, field, value)
     try:
@@ -228,11 +236,18 @@ def position_open(
     )
     client_order_id = _client_order_id(client_order_id)
     executed_at = _aware(executed_at, field="executed_at")
-    margin = money(quantity * price / leverage)
-    cost = margin + fee
+    with localcontext(MONEY_CONTEXT):
+        margin = money(quantity * price / leverage)
+        cost = margin + fee
+    _require_fits(cost, "quantity", "This order is too large (its margin does not fit in money).")
 
     try:
         with transaction.atomic(durable=True):
+            # A retry is answered before anything moves (and before the cash check, which the
+            # first attempt may have used up).
+            existing = _existing_trade(bot.pk, client_order_id)
+            if existing is not None:
+                return _replayed_open(existing, side=side)
             # Debit first: the UPDATE locks the bot row, serialising this bot's writes, and its
             # capital >= cost filter makes "insufficient cash" a 0-row update, not a race.
             if not Bot.objects.filter(pk=bot.pk, capital__gte=cost).update(
@@ -261,7 +276,7 @@ def position_open(
                 bot=bot,
                 position=position,
                 symbol=symbol,
-                side=Trade.Side.BUY if side == Position.Side.LONG else Trade.Side.SELL,
+                side=_opening_side(side),
                 quantity=quantity,
                 price=price,
                 fee=fee,
@@ -272,10 +287,11 @@ def position_open(
             _stats_add(bot=bot, symbol=symbol, day=executed_at, fee=fee, pnl=ZERO)
             transaction.on_commit(lambda: ticker_invalidate(symbol=symbol), robust=True)
     except IntegrityError:
+        # A concurrent request recorded the same order between our check and our insert.
         existing = _existing_trade(bot.pk, client_order_id)
-        if existing is None or existing.position_id is None:
+        if existing is None:
             raise
-        return Position.objects.get(pk=existing.position_id)
+        return _replayed_open(existing, side=side)
     bot.refresh_from_db(fields=["capital"])
     return position
 
@@ -283,48 +299,56 @@ def position_open(
 def position_close(
     *,
     position: Position,
-    price: Any,
     client_order_id: str,
+    price: Any = None,
     quantity: Any = None,
-    fee: Any = 0,
+    fee: Any = None,
+    fee_rate: Decimal | None = None,
     executed_at: datetime | None = None,
 ) -> Position:
     """Close all (default) or part of an open position with one fill, crediting margin + PnL - fee.
 
-    Idempotent on ``client_order_id`` like ``position_open``.
+    ``price`` defaults to the position's current price; ``fee`` is given, or ``fee_rate`` x the
+    fill's notional (computed on the locked row), or 0. Idempotent on ``client_order_id`` like
+    ``position_open``: a retry returns the position, whatever happened to it since.
     """
-    price = _decimal(price, field="price", places=12, positive=True)
-    fee = _decimal(fee, field="fee", places=8, non_negative=True)
+    price = None if price is None else _decimal(price, field="price", places=12, positive=True)
+    fee = None if fee is None else _decimal(fee, field="fee", places=8, non_negative=True)
+    quantity = (
+        None if quantity is None else _decimal(quantity, field="quantity", places=12, positive=True)
+    )
     client_order_id = _client_order_id(client_order_id)
     executed_at = _aware(executed_at, field="executed_at")
     try:
         with transaction.atomic(durable=True):
             locked = Position.objects.select_for_update().get(pk=position.pk)
+            existing = _existing_trade(locked.bot_id, client_order_id)
+            if existing is not None:
+                return _replayed_close(existing, position=locked)
             if locked.status != Position.Status.OPEN:
-                existing = _existing_trade(locked.bot_id, client_order_id)
-                if existing is not None and existing.position_id == locked.pk:
-                    return locked  # this very order closed it: a retry, not an error
                 raise InvalidState("This position is already closed.")
             if executed_at < locked.opened_at:
                 raise InvalidInput(
                     "executed_at is before the position opened.", field="executed_at"
                 )
             remaining = locked.open_quantity
-            qty = (
-                remaining
-                if quantity is None
-                else _decimal(quantity, field="quantity", places=12, positive=True)
-            )
+            qty = remaining if quantity is None else quantity
             if qty > remaining:
                 raise InvalidInput(
                     f"quantity {qty} is more than the open {remaining}.", field="quantity"
                 )
+            fill_price = locked.current_price if price is None else price
             full = qty == remaining
             direction = 1 if locked.side == Position.Side.LONG else -1
-            pnl = money((price - locked.entry_price) * qty * direction)
-            # The last fill releases exactly what is left, so partial closes never leak a satoshi.
-            release = locked.margin if full else money(locked.margin * qty / remaining)
-            credit = release + pnl - fee
+            with localcontext(MONEY_CONTEXT):
+                if fee is None:
+                    fee = ZERO if fee_rate is None else money(fill_price * qty * fee_rate)
+                pnl = money((fill_price - locked.entry_price) * qty * direction)
+                # The last fill releases exactly what is left: partial closes never leak.
+                release = locked.margin if full else money(locked.margin * qty / remaining)
+                credit = release + pnl - fee
+            for amount in (fee, pnl, credit, locked.realized_pnl + pnl, locked.fees + fee):
+                _require_fits(amount, "price", "This fill's PnL or fee does not fit in money.")
             bot = Bot.objects.filter(pk=locked.bot_id)
             if credit < 0:
                 bot = bot.filter(capital__gte=-credit)
@@ -337,9 +361,9 @@ def position_close(
                 bot_id=locked.bot_id,
                 position=locked,
                 symbol=locked.symbol,
-                side=Trade.Side.SELL if direction == 1 else Trade.Side.BUY,
+                side=_closing_side(locked.side),
                 quantity=qty,
-                price=price,
+                price=fill_price,
                 fee=fee,
                 realized_pnl=pnl,
                 executed_at=executed_at,
@@ -349,7 +373,7 @@ def position_close(
             locked.margin -= release
             locked.realized_pnl += pnl
             locked.fees += fee
-            locked.current_price = price
+            locked.current_price = fill_price
             if full:
                 locked.status = Position.Status.CLOSED
                 locked.closed_at = executed_at
@@ -378,8 +402,41 @@ def position_close(
         existing = _existing_trade(position.bot_id, client_order_id)
         if existing is None:
             raise
-        return Position.objects.get(pk=existing.position_id)
+        return _replayed_close(existing, position=Position.objects.get(pk=position.pk))
     return locked
+
+
+def _opening_side(side: str) -> str:
+    return Trade.Side.BUY if side == Position.Side.LONG else Trade.Side.SELL
+
+
+def _closing_side(side: str) -> str:
+    return Trade.Side.SELL if side == Position.Side.LONG else Trade.Side.BUY
+
+
+def _replayed_open(existing: Trade, *, side: str) -> Position:
+    """The position an earlier attempt of this very open created, or an error if the id was
+    used for something else (a close, another side): never a silent success."""
+    if existing.position_id is not None and existing.side == _opening_side(side):
+        position = Position.objects.get(pk=existing.position_id)
+        if position.side == side and position.opened_at == existing.executed_at:
+            return position
+    raise InvalidInput(
+        "client_order_id was already used for another order of this bot.", field="client_order_id"
+    )
+
+
+def _replayed_close(existing: Trade, *, position: Position) -> Position:
+    if existing.position_id == position.pk and existing.side == _closing_side(position.side):
+        return position  # this very close was recorded: a retry, not an error
+    raise InvalidInput(
+        "client_order_id was already used for another order of this bot.", field="client_order_id"
+    )
+
+
+def _require_fits(amount: Decimal, field: str, message: str) -> None:
+    if not fits_money(amount):
+        raise InvalidInput(message, field=field)
 
 
 def _client_order_id(value: Any) -> str:
@@ -515,7 +572,10 @@ def equity_snapshot_record(*, bot: Bot, taken_at: datetime | None = None) -> Equ
             )
         _account_apply(owner_id=bot.owner_id, taken_at=taken_at, delta=delta)
         peak = max(locked.peak_equity, equity)
-        drawdown = quantize((peak - equity) / peak * 100, 4) if peak > 0 else ZERO
+        # Capped at 100 %: leverage can take equity below zero, and "lost everything" is the
+        # most a drawdown can say (the column holds 999.9999 at most).
+        with localcontext(MONEY_CONTEXT):
+            drawdown = min(quantize((peak - equity) / peak * 100, 4), HUNDRED) if peak > 0 else ZERO
         Bot.objects.filter(pk=bot.pk).update(
             peak_equity=peak, max_drawdown_pct=max(locked.max_drawdown_pct, drawdown)
         )
@@ -675,8 +735,7 @@ def stats_rebuild(*, bot_ids: Iterable[int] | None = None) -> None:
 PAPER_FEE_RATE = Decimal("0.001")  # 0.1 % of notional per fill, a typical taker fee
 
 
-def paper_fee(*, price: Decimal, quantity: Decimal) -> Decimal:
-    return money(price * quantity * PAPER_FEE_RATE)
+PRICE_BAND = Decimal("0.10")  # an API close may fill at most 10 % away from the mark
 
 
 def position_close_at_market(
@@ -686,27 +745,41 @@ def position_close_at_market(
     quantity: Any = None,
     client_order_id: str | None = None,
 ) -> Position:
-    """Close (part of) a position as a user asks from the API: at ``price`` or the position's
-    current price, the paper fee, and ``client_order_id`` (pass one to make retries safe)."""
-    fill_price = position.current_price if price is None else _decimal(
-        price, field="price", places=12, positive=True
-    )  # fmt: skip
-    fill_quantity = position.open_quantity if quantity is None else _decimal(
-        quantity, field="quantity", places=12, positive=True
-    )  # fmt: skip
+    """Close (part of) a position as a user asks from the API: at the position's current (mark)
+    price, or at ``price`` if it is within PRICE_BAND of it (a limit near the market, never an
+    arbitrary number that would mint PnL), with the paper fee. Pass ``client_order_id`` to make
+    retries safe."""
+    if price is not None:
+        price = _decimal(price, field="price", places=12, positive=True)
+        mark = position.current_price
+        if abs(price - mark) > mark * PRICE_BAND:
+            raise InvalidInput(
+                f"price must be within {PRICE_BAND:.0%} of the current price {mark.normalize()}.",
+                field="price",
+            )
     return position_close(
         position=position,
-        price=fill_price,
+        price=price,
         quantity=quantity,
-        fee=paper_fee(price=fill_price, quantity=fill_quantity),
+        fee_rate=PAPER_FEE_RATE,
         client_order_id=client_order_id or f"api-close-{uuid.uuid4().hex}",
     )
 
 
 def bot_delete(*, bot: Bot) -> None:
-    """Delete a bot and its history. An active bot must be stopped or paused first."""
-    if bot.status == Bot.Status.ACTIVE:
-        raise InvalidState("Stop or pause the bot before deleting it.")
+    """Delete a bot and its history, and rebuild its owner's summed equity curve.
+
+    Locks the owner (as equity_snapshot_record does, so no snapshot lands mid-rebuild) and the
+    bot (so a concurrent start cannot slip past the status check). An active bot must be
+    stopped or paused first.
+    """
+    # Not durable: the admin's delete view already runs inside a transaction.
     with transaction.atomic():
-        bot.delete()
-        account_equity_rebuild(owner_id=bot.owner_id)
+        get_user_model().objects.select_for_update().filter(pk=bot.owner_id).first()
+        locked = Bot.objects.select_for_update().filter(pk=bot.pk).first()
+        if locked is None:
+            return
+        if locked.status == Bot.Status.ACTIVE:
+            raise InvalidState("Stop or pause the bot before deleting it.")
+        locked.delete()
+        account_equity_rebuild(owner_id=locked.owner_id)

@@ -357,6 +357,7 @@ def positions_page(
     if side is not None:  # the running totals do not split by side: count, capped
         (total,) = _totals(user_id, bot_id, [_count_sql(queryset)])
         exact = total <= COUNT_CAP
+        total = min(total, COUNT_CAP)  # counted up to COUNT_CAP + 1: report the cap, flagged
     else:
         parts = []
         if wanted in (None, "closed"):
@@ -453,6 +454,7 @@ def trades_page(request: Request) -> dict[str, Any]:
     else:
         (total,) = _totals(user_id, bot_id, [_count_sql(queryset)])
         exact = total <= COUNT_CAP
+        total = min(total, COUNT_CAP)  # counted up to COUNT_CAP + 1: report the cap, flagged
     return paginate(
         request, queryset.api_rows(), time_field="executed_at", total=total, total_exact=exact,
         pages=pages,

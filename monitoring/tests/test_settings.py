@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import runpy
-from pathlib import Path
-
 import pytest
 from django.core.checks import Error
 from django.core.exceptions import ImproperlyConfigured
@@ -13,8 +10,8 @@ from django.test.utils import override_settings
 
 from monitoring.checks import check_silk_does_not_explain
 from monitoring.toolbar import show_toolbar
+from zerobot.tests.test_settings import load as load_settings
 
-SETTINGS = Path(__file__).resolve().parents[2] / "zerobot" / "settings.py"
 VARIABLES = [
     "DEBUG", "SLOW_QUERY_MS", "MAX_QUERIES_PER_REQUEST", "METRICS_ALLOWED_NETWORKS",
     "PROMETHEUS_MULTIPROC_DIR", "POOL_ALERT_PCT", "MONITORING_FLUSH_SECONDS", "POOL_LOG_SECONDS",
@@ -24,12 +21,11 @@ VARIABLES = [
 
 
 def load(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict:
+    """zerobot.settings read in a fresh namespace (zerobot/tests/test_settings.py), with none of
+    the monitoring variables set but ``env``."""
     for name in VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SECRET_KEY", "k" * 40)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return runpy.run_path(str(SETTINGS))
+    return load_settings(monkeypatch, **env)
 
 
 @pytest.mark.parametrize(

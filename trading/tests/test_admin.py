@@ -77,3 +77,29 @@ def test_symbol_search_is_an_exact_indexable_match(admin_client: Client) -> None
     assert '"trading_trade"."symbol" = \'BTC/USDT\'' in sql
     assert "UPPER(" not in sql
     assert admin_client.get("/admin/trading/trade/?q=not a symbol").status_code == 200
+
+
+def test_ledger_is_read_only_and_bots_change_through_services(admin_client: Client) -> None:
+    from trading.models import AccountEquitySnapshot, Bot, Trade
+
+    user = seed_user(bots=2)
+    trade = Trade.objects.filter(owner=user).first()
+    assert admin_client.get("/admin/trading/trade/add/").status_code == 403
+    assert admin_client.get(f"/admin/trading/trade/{trade.pk}/delete/").status_code == 403
+    page = admin_client.get(f"/admin/trading/trade/{trade.pk}/change/")
+    assert page.status_code == 200 and b'name="price"' not in page.content  # view only
+
+    bot = Bot.objects.filter(owner=user).order_by("id").first()
+    form = admin_client.get(f"/admin/trading/bot/{bot.pk}/change/").content
+    assert b'name="owner"' not in form and b'name="capital"' not in form
+    bad = admin_client.post(
+        f"/admin/trading/bot/{bot.pk}/change/",
+        {"name": bot.name, "strategy": bot.strategy, "symbols": '["not a symbol"]',
+         "timeframe": bot.timeframe, "risk_params": '{"max_position_pct": "5"}'},
+    )  # fmt: skip
+    assert bad.status_code == 200 and b"not a symbol" in bad.content  # the service's message
+    Bot.objects.filter(pk=bot.pk).update(status="stopped")
+    assert AccountEquitySnapshot.objects.filter(owner=user).first().bots == 2
+    admin_client.post(f"/admin/trading/bot/{bot.pk}/delete/", {"post": "yes"})
+    assert not Bot.objects.filter(pk=bot.pk).exists()
+    assert {row.bots for row in AccountEquitySnapshot.objects.filter(owner=user)} == {1}

@@ -11,9 +11,10 @@ from rest_framework.test import APIClient
 
 from trading import serializers as s
 from trading import services
-from trading.models import Bot, BotSymbolStats, Position, Trade
+from trading.models import Bot, Position, Trade
 from trading.tests.conftest import seed_user
 from trading.tests.factories import make_bot, make_user
+from zerobot.lib.money import money
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -180,6 +181,11 @@ def test_lists_only_show_the_users_rows(demo_api: APIClient, demo_user: Any) -> 
         ("/api/dashboard/equity-curve?points=1", "points"),
         ("/api/dashboard/equity-curve?points=100000", "points"),
         ("/api/dashboard/performance?period=forever", "period"),
+        ("/api/trades/?limit=%C2%B2", "limit"),  # "²": isdigit() but not an int
+        ("/api/trades/?bot=%C2%B2", "bot"),
+        ("/api/trades/?limit=" + "9" * 5000, "limit"),
+        ("/api/trades/?executed_after=0001-01-01T00:00:00%2B01:00", "executed_after"),
+        ("/api/trades/?executed_before=9999-12-31T23:00:00-05:00", "executed_before"),
     ],
 )
 def test_bad_parameters_are_400_naming_the_parameter(
@@ -286,7 +292,11 @@ def test_close_position_through_the_api_moves_money_once(
     bot = position.bot
     capital = bot.capital
     url = f"/api/positions/{position.pk}/close/"
+    # Within 10 % of the mark (current price): a limit near the market.
     body = {"price": str(position.entry_price), "client_order_id": "close-1"}
+    Position.objects.filter(pk=position.pk).update(
+        current_price=position.entry_price * Decimal("1.05")
+    )
     closed = demo_api.post(url, body, format="json")
     assert closed.status_code == 200, closed.content
     assert closed.json()["status"] == "closed"
@@ -294,7 +304,7 @@ def test_close_position_through_the_api_moves_money_once(
     again = demo_api.post(url, body, format="json")  # a retry: same order id
     assert again.status_code == 200
     bot.refresh_from_db()
-    fee = services.paper_fee(price=position.entry_price, quantity=position.quantity)
+    fee = money(position.entry_price * position.quantity * services.PAPER_FEE_RATE)
     assert bot.capital == capital + position.margin - fee
     assert demo_api.post(url, {"client_order_id": "close-2"}, format="json").status_code == 409
 
@@ -302,8 +312,11 @@ def test_close_position_through_the_api_moves_money_once(
 def test_close_rejects_bad_numbers(demo_api: APIClient, demo_user: Any) -> None:
     position = Position.objects.filter(owner=demo_user, status="open").order_by("id").first()
     url = f"/api/positions/{position.pk}/close/"
+    far = str(position.current_price * 2)  # would mint PnL: only prices near the mark fill
+    huge = "999999999999999999"
     for body in [{"price": "NaN"}, {"price": "-1"}, {"quantity": "Infinity"},
-                 {"quantity": str(position.quantity * 2)}]:  # fmt: skip
+                 {"quantity": str(position.quantity * 2)}, {"price": far}, {"price": huge},
+                 {"quantity": huge}]:  # fmt: skip
         response = demo_api.post(url, body, format="json")
         assert response.status_code == 400, (body, response.content)
     position.refresh_from_db()
@@ -490,10 +503,11 @@ def test_performance_totals_add_up(demo_api: APIClient, demo_user: Any) -> None:
     assert sum(b["trades"] for b in perf["bots"]) == perf["total"]["trades"]
     assert sum(x["trades"] for x in perf["symbols"]) == perf["total"]["trades"]
     assert sum(d["trades"] for d in perf["daily_pnl"]) == perf["total"]["trades"]
-    stats = BotSymbolStats.objects.filter(owner=demo_user)
+    trades = Trade.objects.filter(owner=demo_user)  # the ledger, not the running totals
     assert Decimal(perf["total"]["realized_pnl"]) == sum(
-        (x.realized_pnl for x in stats), Decimal(0)
+        (t.realized_pnl for t in trades), Decimal(0)
     )
+    assert Decimal(perf["total"]["fees"]) == sum((t.fee for t in trades), Decimal(0))
     assert all(
         b["max_drawdown_pct"] is not None and Decimal(b["max_drawdown_pct"]) >= 0
         for b in perf["bots"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
 
@@ -13,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.models import Count, F, Sum
 
-from trading import seed, services
+from trading import seed
 from trading.models import Bot, BotDailyPnl, BotSymbolStats, EquitySnapshot, Position, Trade
 from zerobot.lib.money import money
 
@@ -23,7 +22,7 @@ END = "2026-11-01T00:00:00"
 
 def run_seed(*args: str) -> str:
     out = StringIO()
-    call_command("seed_demo", "--end", END, *args, stdout=out, verbosity=0)
+    call_command("seed_demo", "--force", "--end", END, *args, stdout=out, verbosity=0)
     return out.getvalue()
 
 
@@ -61,7 +60,7 @@ def test_small_profile_ledger_is_consistent() -> None:
         )
         # The last snapshot is at the end instant, valued at the positions' current prices.
         assert last.equity == last.cash + margin + last.unrealized_pnl
-        assert abs(last.unrealized_pnl - money(unrealized)) <= Decimal("0.0001")
+        assert last.unrealized_pnl == money(unrealized)  # exact: integer arithmetic
 
     for position in Position.objects.annotate(n=Count("trades")).filter(status="closed")[:500]:
         fills = position.trades.aggregate(
@@ -78,18 +77,41 @@ def test_small_profile_ledger_is_consistent() -> None:
         )
 
 
-def test_running_totals_match_a_rebuild() -> None:
+def test_running_totals_match_the_ledger() -> None:
+    """BotSymbolStats/BotDailyPnl against aggregates of the trades and positions themselves."""
     run_seed()
-    before = list(BotSymbolStats.objects.order_by("bot_id", "symbol").values_list(
-        "bot_id", "symbol", "trade_count", "wins", "losses", "realized_pnl", "fees"))  # fmt: skip
-    assert sum(row[2] for row in before) == Trade.objects.count()
-    services.stats_rebuild()
-    after = list(BotSymbolStats.objects.order_by("bot_id", "symbol").values_list(
-        "bot_id", "symbol", "trade_count", "wins", "losses", "realized_pnl", "fees"))  # fmt: skip
-    assert before == after
+    for stats in BotSymbolStats.objects.all():
+        trades = Trade.objects.filter(bot_id=stats.bot_id, symbol=stats.symbol)
+        fills = trades.aggregate(n=Count("id"), pnl=Sum("realized_pnl"), fees=Sum("fee"))
+        closed = Position.objects.filter(bot_id=stats.bot_id, symbol=stats.symbol, status="closed")
+        nets = [p.realized_pnl - p.fees for p in closed]
+        assert (stats.trade_count, stats.realized_pnl, stats.fees) == (
+            fills["n"], fills["pnl"], fills["fees"],
+        )  # fmt: skip
+        assert stats.closed_positions == len(nets)
+        assert stats.wins == sum(1 for net in nets if net > 0)
+        assert stats.losses == sum(1 for net in nets if net < 0)
+        assert stats.gross_profit == sum((net for net in nets if net > 0), Decimal(0))
+        assert stats.gross_loss == -sum((net for net in nets if net < 0), Decimal(0))
     daily = BotDailyPnl.objects.aggregate(n=Sum("trade_count"), pnl=Sum("realized_pnl"))
     assert daily["n"] == Trade.objects.count()
     assert daily["pnl"] == Trade.objects.aggregate(s=Sum("realized_pnl"))["s"]
+
+
+def test_seeding_needs_debug_or_force_and_spares_real_users() -> None:
+    out = StringIO()
+    with pytest.raises(CommandError, match="DEBUG"):
+        call_command("seed_demo", stdout=out, verbosity=0)
+    get_user_model().objects.create_user("trader02", email="t@real.example", password="pw-real-123")
+    with pytest.raises(CommandError, match="not demo users"):
+        run_seed()
+    get_user_model().objects.filter(username="trader02").delete()
+    run_seed()
+    real = get_user_model().objects.create_user(
+        "trader99", email="x@real.example", password="pw-x-123456"
+    )
+    run_seed("--reset")
+    assert get_user_model().objects.filter(pk=real.pk).exists()
 
 
 def _digest() -> str:
@@ -133,4 +155,3 @@ def test_impossible_counts_are_a_clear_error() -> None:
 def test_end_must_be_a_time() -> None:
     with pytest.raises(CommandError, match="ISO 8601"):
         run_seed("--reset", "--end", "yesterday")
-    assert datetime.fromisoformat(END).replace(tzinfo=UTC)

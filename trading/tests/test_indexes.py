@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import QuerySet
 
+from monitoring.management.commands.explain_dashboard import plan_nodes
 from trading import seed
 from trading.models import AccountEquitySnapshot, Bot, EquitySnapshot, Position, Trade
 
@@ -40,15 +41,9 @@ def seeded(django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, A
         seed.reset()
 
 
-def plan_nodes(queryset: QuerySet) -> list[dict[str, Any]]:
+def plan_of(queryset: QuerySet) -> list[dict[str, Any]]:
     raw = queryset.explain(format="json")
-    plan = json.loads(raw)[0]["Plan"] if isinstance(raw, str) else raw[0]["Plan"]
-    nodes, stack = [], [plan]
-    while stack:
-        node = stack.pop()
-        nodes.append(node)
-        stack.extend(node.get("Plans", []))
-    return nodes
+    return plan_nodes((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"])
 
 
 QUERIES: dict[str, Callable[[dict[str, Any]], QuerySet]] = {
@@ -69,7 +64,7 @@ QUERIES: dict[str, Callable[[dict[str, Any]], QuerySet]] = {
 @pytest.mark.django_db
 @pytest.mark.parametrize("index_name", sorted(QUERIES))
 def test_query_is_an_index_scan_on_its_index(seeded: dict[str, Any], index_name: str) -> None:
-    nodes = plan_nodes(QUERIES[index_name](seeded))
+    nodes = plan_of(QUERIES[index_name](seeded))
     types = [node["Node Type"] for node in nodes]
     scans = [
         node for node in nodes

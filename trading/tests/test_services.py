@@ -287,3 +287,55 @@ def test_summed_equity_curve_carries_each_bot_forward_and_matches_a_rebuild() ->
     assert [row[1] for row in account_rows(owner.pk)] == [
         Decimal("1010"), Decimal("1010"), Decimal("990"),
     ]  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_retries_answer_before_checks_and_reused_ids_are_refused() -> None:
+    bot = make_bot(initial_capital=Decimal("100"))
+    order = {"bot": bot, "symbol": "BTC/USDT", "side": "long", "quantity": "0.3", "price": "300",
+             "client_order_id": "open-1", "executed_at": T0}  # fmt: skip
+    position = services.position_open(**order)  # uses 90 of 100 cash
+    assert services.position_open(**order).pk == position.pk  # retry: not "not enough cash"
+    services.position_close(position=position, price="300", quantity="0.2",
+                            client_order_id="part-1", executed_at=T0 + timedelta(minutes=1))  # fmt: skip
+    retry = services.position_close(position=position, price="300", quantity="0.2",
+                                    client_order_id="part-1")  # fmt: skip
+    assert retry.closed_quantity == Decimal("0.2")  # not "more than the open 0.1"
+    with pytest.raises(InvalidInput, match="already used"):
+        services.position_close(position=position, price="300", client_order_id="open-1")
+    with pytest.raises(InvalidInput, match="already used"):
+        services.position_open(**{**order, "client_order_id": "part-1"})
+    assert Trade.objects.filter(bot=bot).count() == 2
+    bot.refresh_from_db()
+    assert bot.capital == ledger_capital(bot)
+
+
+@pytest.mark.django_db
+def test_amounts_that_do_not_fit_are_refused_not_500() -> None:
+    bot = make_bot(initial_capital=Decimal("1000000"))
+    position = services.position_open(
+        bot=bot, symbol="BTC/USDT", side="long", quantity="1000", price="100", client_order_id="o"
+    )
+    with pytest.raises(InvalidInput, match="does not fit"):
+        services.position_close(position=position, price="999999999999999999", client_order_id="c")
+    with pytest.raises(InvalidInput):
+        services.position_open(
+            bot=bot, symbol="BTC/USDT", side="long", quantity="123456789012345678.1",
+            price="123456789012345678.123456789012", client_order_id="big",
+        )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_drawdown_is_capped_at_total_loss() -> None:
+    bot = make_bot(initial_capital=Decimal("1000"))
+    services.position_open(
+        bot=bot, symbol="BTC/USDT", side="long", quantity="20", price="100", leverage=125,
+        client_order_id="o", executed_at=T0,
+    )  # fmt: skip
+    services.equity_snapshot_record(bot=bot, taken_at=T0 + timedelta(hours=1))
+    # -1,800 unrealized on 16 of margin: equity -800, a 180 % fall from the 1,000 peak.
+    Position.objects.filter(bot=bot).update(current_price=Decimal("10"))
+    services.equity_snapshot_record(bot=bot, taken_at=T0 + timedelta(hours=2))  # no overflow
+    services.equity_snapshot_record(bot=bot, taken_at=T0 + timedelta(hours=3))
+    bot.refresh_from_db()
+    assert bot.max_drawdown_pct == Decimal("100")

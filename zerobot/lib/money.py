@@ -6,7 +6,7 @@ quantities in the millions); cash, fees and PnL carry 8 (a satoshi). ``float`` n
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
 PRICE_MAX_DIGITS = 30  # 18 integer digits + 12 decimals
@@ -19,6 +19,10 @@ LEVERAGE_MAX_DIGITS = 6
 LEVERAGE_DECIMAL_PLACES = 2
 
 _EXPONENTS = {places: Decimal(1).scaleb(-places) for places in range(0, 19)}
+# Enough digits that no product of a price and a quantity (30 + 30 digits) is ever rounded
+# before we round it ourselves: use with decimal.localcontext(MONEY_CONTEXT) around arithmetic.
+MONEY_CONTEXT = Context(prec=80, rounding=ROUND_HALF_EVEN)
+MONEY_LIMIT = Decimal(10) ** (MONEY_MAX_DIGITS - MONEY_DECIMAL_PLACES)  # largest amount + 1e-8
 
 
 class InvalidAmount(ValueError):
@@ -47,7 +51,15 @@ def to_decimal(value: Any) -> Decimal:
 
 def quantize(value: Any, places: int = MONEY_DECIMAL_PLACES) -> Decimal:
     """Round to ``places`` decimals, banker's rounding (no drift when summing many rounded values)."""
-    return to_decimal(value).quantize(_EXPONENTS[places], rounding=ROUND_HALF_EVEN)
+    try:
+        return to_decimal(value).quantize(_EXPONENTS[places], context=MONEY_CONTEXT)
+    except InvalidOperation:
+        raise InvalidAmount(f"{value!r} has too many digits") from None
+
+
+def fits_money(value: Decimal) -> bool:
+    """Whether ``value`` fits a money column (18 integer digits)."""
+    return -MONEY_LIMIT < value < MONEY_LIMIT
 
 
 def money(value: Any) -> Decimal:

@@ -62,10 +62,10 @@ def decode_cursor(value: str) -> tuple[datetime, int]:
         padded = value + "=" * (-len(value) % 4)
         moment, pk = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
         parsed = datetime.fromisoformat(moment)
-        if parsed.tzinfo is None or int(pk) < 1:
+        if parsed.tzinfo is None or not pk.isascii() or not pk.isdigit() or len(pk) > 19:
             raise ValueError
         return parsed, int(pk)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
+    except (ValueError, OverflowError, UnicodeDecodeError, binascii.Error):
         raise ValidationError(
             {"cursor": ["cursor is invalid: pass the value from a previous response's next link."]}
         ) from None

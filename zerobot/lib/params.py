@@ -6,6 +6,7 @@ few typed functions cost microseconds where a serializer costs ~0.1 ms.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,9 @@ PERIODS: dict[str, timedelta | None] = {
     "30d": timedelta(days=30),
     "all": None,
 }
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 
 def _error(name: str, message: str) -> ValidationError:
@@ -43,8 +47,9 @@ def int_param(
     value = _raw(request, name)
     if value is None:
         return default
-    if not value.isdigit() and not (value.startswith("-") and value[1:].isdigit()):
-        raise _error(name, f"{name} must be an integer (got {value!r}).")
+    # ASCII digits only ("²".isdigit() is true but int("²") fails) and bounded in length.
+    if not _INTEGER.fullmatch(value):
+        raise _error(name, f"{name} must be an integer (got {value[:40]!r}).")
     number = int(value)
     if number < minimum or (maximum is not None and number > maximum):
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
@@ -86,13 +91,14 @@ def datetime_param(request: Request, name: str) -> datetime | None:
         parsed = parse_datetime(value)
         if parsed is None and len(value) == 10:
             parsed = datetime.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise _error(
-            name, f"{name} must be an ISO 8601 time such as 2026-11-24T10:00:00Z (got {value!r})."
-        )
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        if parsed is not None:
+            # astimezone can overflow at the ends of the calendar (0001-01-01T00:00+01:00).
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        pass
+    raise _error(
+        name, f"{name} must be an ISO 8601 time such as 2026-11-24T10:00:00Z (got {value[:40]!r})."
+    )
 
 
 def period_param(request: Request, *, default: str = "30d") -> tuple[str, datetime | None]:

@@ -19,13 +19,7 @@ from django.db import connection
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-ENDPOINTS = [
-    "/api/dashboard/stats",
-    "/api/dashboard/equity-curve",
-    "/api/dashboard/positions",
-    "/api/dashboard/trades",
-    "/api/dashboard/performance",
-]
+from trading.dashboard import DASHBOARD_PATHS
 
 
 def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -56,7 +50,7 @@ class Command(BaseCommand):
         client = Client(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_HOST="localhost")
         sizes = self._table_sizes()
         failures: list[str] = []
-        for endpoint in ENDPOINTS:
+        for endpoint in DASHBOARD_PATHS:
             url = f"{endpoint}?{options['query']}" if options["query"] else endpoint
             statements = self._capture(client, url)
             self.stdout.write(self.style.MIGRATE_HEADING(f"{url}  ({len(statements)} SELECTs)"))

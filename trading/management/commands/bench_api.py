@@ -22,13 +22,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from rest_framework.authtoken.models import Token
 
-ENDPOINTS = [
-    "/api/dashboard/stats",
-    "/api/dashboard/equity-curve",
-    "/api/dashboard/positions",
-    "/api/dashboard/trades",
-    "/api/dashboard/performance",
-]
+from trading.dashboard import DASHBOARD_PATHS
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -82,10 +76,12 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{'endpoint':<44}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'queries':>9}{'bytes':>9}"
         )
-        results = self._run(client, options["path"] or ENDPOINTS, options)
+        results = self._run(client, options["path"] or DASHBOARD_PATHS, options)
         if options["baseline"]:
             with override_settings(ROOT_URLCONF="tests.performance.urls"):
-                baseline = self._run(client, ["/baseline" + e[4:] for e in ENDPOINTS], options)
+                baseline = self._run(
+                    client, ["/baseline" + e[4:] for e in DASHBOARD_PATHS], options
+                )
             self.stdout.write("ratio (baseline p50 / optimised p50):")
             for (name, ours), (_, theirs) in zip(results.items(), baseline.items(), strict=True):
                 self.stdout.write(f"  {name:<42}{theirs / ours:>8.1f}x")

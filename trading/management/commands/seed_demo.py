@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
@@ -40,12 +41,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--if-empty", action="store_true", help="Do nothing if any bot exists (make run)."
         )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Seed even with DEBUG off. The demo users include a superuser whose password "
+            "is published in the README: never on a reachable server.",
+        )
         for option, text in OVERRIDES.items():
             parser.add_argument(
                 f"--{option.replace('_', '-')}", type=int, help=f"Override: {text}."
             )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG and not options["force"]:
+            raise CommandError(
+                "seed_demo creates a superuser with a published password; it runs only with "
+                "DEBUG=1 (or --force, for a throwaway database)."
+            )
         if options["if_empty"] and Bot.objects.exists():
             self.stdout.write("Database already has bots; not seeding (--if-empty).")
             return
