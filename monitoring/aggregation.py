@@ -43,6 +43,22 @@ SQL_MAX_CHARS = 4000
 PRUNE_EVERY_SECONDS = 600
 
 
+# The per-minute totals of a request bucket: summed, or kept as the maximum, when merging.
+SUM_FIELDS = (
+    "count", "errors", "duration_sum_ms", "query_count_sum", "query_time_sum_ms", "cache_hits",
+    "cache_misses",
+)  # fmt: skip
+MAX_FIELDS = ("duration_max_ms", "query_count_max")
+
+
+def merge_totals(into: Any, source: Any) -> None:
+    """Add ``source``'s totals into ``into`` (in-memory buckets, rows, dashboard stats alike)."""
+    for name in SUM_FIELDS:
+        setattr(into, name, getattr(into, name) + getattr(source, name))
+    for name in MAX_FIELDS:
+        setattr(into, name, max(getattr(into, name), getattr(source, name)))
+
+
 def process_name() -> str:
     """``host:pid``; computed each time, since gunicorn forks workers after import."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -269,15 +285,7 @@ def _write_totals(totals: dict[tuple[int, str, str], _Totals]) -> None:
     rows = list(RequestBucket.objects.select_for_update().filter(lookup).order_by("pk"))
     for row in rows:
         delta = keys[(row.minute, row.operation, row.method)]
-        row.count += delta.count
-        row.errors += delta.errors
-        row.duration_sum_ms += delta.duration_sum_ms
-        row.duration_max_ms = max(row.duration_max_ms, delta.duration_max_ms)
-        row.query_count_sum += delta.query_count_sum
-        row.query_count_max = max(row.query_count_max, delta.query_count_max)
-        row.query_time_sum_ms += delta.query_time_sum_ms
-        row.cache_hits += delta.cache_hits
-        row.cache_misses += delta.cache_misses
+        merge_totals(row, delta)
         row.latency_histogram = _add_histograms(row.latency_histogram, delta.latency)
         row.query_histogram = _add_histograms(row.query_histogram, delta.queries)
     RequestBucket.objects.bulk_update(

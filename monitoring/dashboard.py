@@ -17,7 +17,7 @@ from django.db.models import Avg, Count, Max
 from django.utils import timezone
 
 from monitoring import charts
-from monitoring.aggregation import LATENCY_BOUNDS_MS, QUERY_BOUNDS
+from monitoring.aggregation import LATENCY_BOUNDS_MS, QUERY_BOUNDS, merge_totals
 from monitoring.models import (
     CacheBucket,
     PoolAlert,
@@ -90,15 +90,7 @@ class OperationStats:
     queries: list[int] = field(default_factory=lambda: [0] * (len(QUERY_BOUNDS) + 1))
 
     def add(self, row: RequestBucket) -> None:
-        self.count += row.count
-        self.errors += row.errors
-        self.duration_sum_ms += row.duration_sum_ms
-        self.duration_max_ms = max(self.duration_max_ms, row.duration_max_ms)
-        self.query_count_sum += row.query_count_sum
-        self.query_count_max = max(self.query_count_max, row.query_count_max)
-        self.query_time_sum_ms += row.query_time_sum_ms
-        self.cache_hits += row.cache_hits
-        self.cache_misses += row.cache_misses
+        merge_totals(self, row)
         _add(self.latency, row.latency_histogram)
         _add(self.queries, row.query_histogram)
 
