@@ -339,3 +339,42 @@ def test_drawdown_is_capped_at_total_loss() -> None:
     services.equity_snapshot_record(bot=bot, taken_at=T0 + timedelta(hours=3))
     bot.refresh_from_db()
     assert bot.max_drawdown_pct == Decimal("100")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_the_same_orders_sent_by_8_threads_at_once_are_recorded_once() -> None:
+    """Every thread sends the same 10 orders: the unique (bot, client_order_id) lets one insert
+    win and every other attempt returns that same position (the IntegrityError path)."""
+    bot = make_bot(initial_capital=Decimal("1000"))
+    results: dict[str, set[int]] = {}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def worker() -> None:
+        try:
+            start.wait()
+            for i in range(10):
+                position = services.position_open(
+                    bot=Bot.objects.get(pk=bot.pk), symbol="BTC/USDT", side="long",
+                    quantity="0.0001", price="100", fee="0.001", client_order_id=f"same-{i}",
+                )  # fmt: skip
+                with lock:
+                    results.setdefault(f"same-{i}", set()).add(position.pk)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert all(len(ids) == 1 for ids in results.values()) and len(results) == 10
+    bot.refresh_from_db()
+    assert Position.objects.filter(bot=bot).count() == 10
+    assert bot.capital == Decimal("1000") - 10 * (Decimal("0.01") + Decimal("0.001"))
+    assert bot.capital == ledger_capital(bot)
