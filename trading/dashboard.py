@@ -194,10 +194,21 @@ def equity_curve_sql(
         None if start is None else start.timestamp(), *params, end.timestamp(), points,
         *params, first, end,
     ]  # fmt: skip
+    if connection.vendor == "postgresql":
+        # The response's own strings, made by the database: exact decimals (8 places) and the
+        # bucket start in ISO 8601 UTC. Python then builds no Decimal and no datetime per point
+        # (~2 ms of 500 points: see PERFORMANCE.md).
+        columns = (
+            "c.bucket, c.equity::text, c.cash::text, c.unrealized::text, c.bots, c.t0, c.width, "
+            "to_char(to_timestamp(c.t0 + c.bucket * c.width) AT TIME ZONE 'UTC', "
+            '\'YYYY-MM-DD"T"HH24:MI:SS"Z"\')'
+        )
+    else:
+        columns = "c.bucket, c.equity, c.cash, c.unrealized, c.bots, c.t0, c.width, NULL"
     if scope.bot_id is None:
-        return f"{curve} ORDER BY bucket", curve_params
+        return f"SELECT {columns} FROM ({curve}) c ORDER BY c.bucket", curve_params
     sql = f"""
-        SELECT c.bucket, c.equity, c.cash, c.unrealized, c.bots, c.t0, c.width
+        SELECT {columns}
         FROM {BOT} bot LEFT JOIN ({curve}) c ON TRUE
         WHERE bot.id = %s AND bot.owner_id = %s
         ORDER BY c.bucket
@@ -216,14 +227,17 @@ def equity_curve(
         raise BotNotFound
     if not rows or rows[0][0] is None:
         return []
-    # Bucket starts from (t0, width), to the second; the database already rounded the values.
+    if connection.vendor == "postgresql":
+        return [
+            {"t": t, "equity": equity, "cash": cash, "unrealized_pnl": unrealized, "bots": bots}
+            for _bucket, equity, cash, unrealized, bots, _t0, _width, t in rows
+        ]
+    # SQLite (make run without PostgreSQL): floats made exact decimal strings, times in Python.
     t0, width = float(rows[0][5]), float(rows[0][6])
-    # SQLite (make run without PostgreSQL) returns floats: make them exact decimal strings too.
-    exact = (lambda value: value) if connection.vendor == "postgresql" else money
     return [
-        {"t": datetime.fromtimestamp(round(t0 + bucket * width), tz=UTC), "equity": exact(equity),
-         "cash": exact(cash), "unrealized_pnl": exact(unrealized), "bots": bots}
-        for bucket, equity, cash, unrealized, bots, _t0, _width in rows
+        {"t": datetime.fromtimestamp(int(t0 + bucket * width), tz=UTC), "equity": money(equity),
+         "cash": money(cash), "unrealized_pnl": money(unrealized), "bots": bots}
+        for bucket, equity, cash, unrealized, bots, _t0, _width, _t in rows
     ]  # fmt: skip
 
 
