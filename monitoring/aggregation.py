@@ -91,7 +91,9 @@ class RequestRecord:
 
 
 @dataclass(slots=True)
-class _Totals:
+class Totals:
+    """A request bucket's totals; summed per minute here, per window on the dashboard."""
+
     count: int = 0
     errors: int = 0
     duration_sum_ms: float = 0.0
@@ -120,7 +122,7 @@ class _PoolMinute:
 class Batch:
     """What one flush writes: everything recorded since the previous flush."""
 
-    totals: dict[tuple[int, str, str], _Totals]
+    totals: dict[tuple[int, str, str], Totals]
     slow_requests: list[RequestRecord]
     slow_queries: list[tuple[float, str, float, str]]
     pool: dict[tuple[int, str], _PoolMinute]
@@ -138,7 +140,7 @@ class Aggregator:
         self._cache_flushed: dict[tuple[str, str], int] = {}
 
     def _reset(self) -> None:
-        self._totals: dict[tuple[int, str, str], _Totals] = {}
+        self._totals: dict[tuple[int, str, str], Totals] = {}
         # minute -> min-heap of (duration, tiebreak, record): the minute's slowest requests.
         self._slowest: dict[int, list[tuple[float, int, RequestRecord]]] = {}
         self._slow_queries: list[tuple[float, str, float, str]] = []
@@ -152,7 +154,7 @@ class Aggregator:
         with self._lock:
             totals = self._totals.get(key)
             if totals is None:
-                totals = self._totals[key] = _Totals()
+                totals = self._totals[key] = Totals()
             totals.count += 1
             if record.status >= 500:
                 totals.errors += 1
@@ -267,7 +269,7 @@ def _add_histograms(stored: list[int], delta: list[int]) -> list[int]:
     return [a + b for a, b in zip(stored, delta, strict=True)]
 
 
-def _write_totals(totals: dict[tuple[int, str, str], _Totals]) -> None:
+def _write_totals(totals: dict[tuple[int, str, str], Totals]) -> None:
     from monitoring.models import RequestBucket
 
     if not totals:

@@ -8,16 +8,15 @@ its table's minute/time index; at most ~1,440 rows per operation for the 24 h wi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count, Max
 from django.utils import timezone
 
 from monitoring import charts
-from monitoring.aggregation import LATENCY_BOUNDS_MS, QUERY_BOUNDS, merge_totals
+from monitoring.aggregation import LATENCY_BOUNDS_MS, QUERY_BOUNDS, Totals, merge_totals
 from monitoring.models import (
     CacheBucket,
     PoolAlert,
@@ -74,20 +73,9 @@ def _add(into: list[int], values: Sequence[int]) -> None:
 
 
 @dataclass
-class OperationStats:
-    operation: str
-    method: str
-    count: int = 0
-    errors: int = 0
-    duration_sum_ms: float = 0.0
-    duration_max_ms: float = 0.0
-    query_count_sum: int = 0
-    query_count_max: int = 0
-    query_time_sum_ms: float = 0.0
-    cache_hits: int = 0
-    cache_misses: int = 0
-    latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
-    queries: list[int] = field(default_factory=lambda: [0] * (len(QUERY_BOUNDS) + 1))
+class OperationStats(Totals):
+    operation: str = ""
+    method: str = ""
 
     def add(self, row: RequestBucket) -> None:
         merge_totals(self, row)
@@ -154,13 +142,13 @@ def build(window: str, *, now: datetime | None = None) -> dict[str, Any]:
     x_labels = [s.strftime(label_format) for s in steps]
 
     operations: dict[tuple[str, str], OperationStats] = {}
-    total = OperationStats("all", "")
-    per_step = [OperationStats("all", "") for _ in steps]
+    total = OperationStats(operation="all")
+    per_step = [OperationStats(operation="all") for _ in steps]
     for row in RequestBucket.objects.filter(minute__gte=steps[0]).order_by("minute"):
         key = (row.operation, row.method)
         stats = operations.get(key)
         if stats is None:
-            stats = operations[key] = OperationStats(row.operation, row.method)
+            stats = operations[key] = OperationStats(operation=row.operation, method=row.method)
         stats.add(row)
         total.add(row)
         per_step[slot(row.minute)].add(row)
@@ -188,18 +176,7 @@ def build(window: str, *, now: datetime | None = None) -> dict[str, Any]:
     cache_hit_pct = 100 * sum(r["hits"] for r in cache_rows) / cache_reads if cache_reads else None
 
     slowest = list(SlowRequest.objects.filter(at__gte=since).order_by("-duration_ms")[:20])
-    slow_queries = list(
-        SlowQuery.objects.filter(at__gte=since)
-        .values("sql")
-        .annotate(
-            count=Count("id"),
-            max_ms=Max("duration_ms"),
-            avg_ms=Avg("duration_ms"),
-            last_at=Max("at"),
-            operation=Max("operation"),
-        )
-        .order_by("-max_ms")[:20]
-    )
+    slow_queries = list(SlowQuery.objects.by_statement(since).order_by("-max_ms")[:20])
     alerts = list(PoolAlert.objects.filter(created_at__gte=since)[:20])
 
     latency_chart = charts.line_chart(

@@ -10,6 +10,8 @@ per minute and alias.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 
 
@@ -116,6 +118,23 @@ class SlowRequest(models.Model):
         return f"{self.method} {self.path} {self.duration_ms:.1f} ms"
 
 
+class SlowQueryQuerySet(models.QuerySet):
+    def by_statement(self, since: datetime) -> models.QuerySet:
+        """One row per SQL text since ``since``: calls, mean_ms, max_ms, last_at, operation.
+        The dashboard's slow-query table and ``slow_queries``' fallback read this."""
+        return (
+            self.filter(at__gte=since)  # uses mon_slowquery_at_idx
+            .values("sql")
+            .annotate(
+                calls=models.Count("id"),
+                mean_ms=models.Avg("duration_ms"),
+                max_ms=models.Max("duration_ms"),
+                last_at=models.Max("at"),
+                operation=models.Max("operation"),
+            )
+        )
+
+
 class SlowQuery(models.Model):
     """A statement slower than ``SLOW_QUERY_MS`` (its SQL without parameters)."""
 
@@ -123,6 +142,8 @@ class SlowQuery(models.Model):
     operation = models.CharField(max_length=200)
     duration_ms = models.FloatField()
     sql = models.TextField()
+
+    objects = SlowQueryQuerySet.as_manager()
 
     class Meta:
         # The dashboard's window read, slow_queries' fallback and pruning: at >= since.

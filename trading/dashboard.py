@@ -161,6 +161,15 @@ def _epoch(expression: str) -> str:
     return f"((julianday({expression}) - 2440587.5) * 86400.0)"  # SQLite (make run without PG)
 
 
+def _equity_series(scope: Scope) -> tuple[str, str, list[Any]]:
+    """(table, condition on alias ``e``, params) of the equity series a scope reads: the summed
+    curve of the user's bots (account_owner_time_uniq), or one bot's snapshots
+    (equity_bot_time_uniq), always restricted to the owner."""
+    if scope.bot_id is None:
+        return ACCOUNT, "e.owner_id = %s", [scope.owner_id]
+    return SNAPSHOT, "e.bot_id = %s AND e.owner_id = %s", [scope.bot_id, scope.owner_id]
+
+
 def equity_curve_sql(
     scope: Scope, *, start: datetime | None, end: datetime, points: int
 ) -> tuple[str, list[Any]]:
@@ -171,12 +180,8 @@ def equity_curve_sql(
     equity_bot_time_uniq, with the bot row as the driving table so an unknown bot is an empty
     result (404) in this same statement. ``start=None`` (period "all") begins at the first row.
     """
-    if scope.bot_id is None:
-        source, where, params = ACCOUNT, "e.owner_id = %s", [scope.owner_id]
-        extra = "MAX(e.bots)"
-    else:
-        source, where, params = SNAPSHOT, "e.bot_id = %s", [scope.bot_id]
-        extra = "1"
+    source, where, params = _equity_series(scope)
+    extra = "MAX(e.bots)" if scope.bot_id is None else "1"
     t0 = f"COALESCE(%s, (SELECT MIN({_epoch('e.taken_at')}) FROM {source} e WHERE {where}))"
     greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
     curve = f"""
@@ -273,12 +278,7 @@ def daily_pnl_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[An
 def drawdown_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[Any]]:
     """Max over the period of (running peak - equity) / running peak, on the summed curve
     (all bots) or one bot's snapshots: one index range scan in time order, no sort."""
-    if scope.bot_id is None:
-        source, where, params = ACCOUNT, "e.owner_id = %s", [scope.owner_id]
-    else:
-        source, where, params = SNAPSHOT, "e.bot_id = %s AND e.owner_id = %s", [
-            scope.bot_id, scope.owner_id,
-        ]  # fmt: skip
+    source, where, params = _equity_series(scope)
     if start is not None:
         where += " AND e.taken_at >= %s"
         params.append(start)

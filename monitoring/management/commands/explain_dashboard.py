@@ -13,13 +13,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from trading.dashboard import DASHBOARD_PATHS
+from zerobot.lib.benchclient import token_client
 
 
 def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -42,12 +41,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("explain_dashboard needs PostgreSQL (set DATABASE_URL).")
-        try:
-            user = get_user_model().objects.get(username=options["user"])
-        except get_user_model().DoesNotExist:
-            raise CommandError(f"No user {options['user']!r}: run seed_demo first.") from None
-        token, _ = Token.objects.get_or_create(user=user)
-        client = Client(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_HOST="localhost")
+        _user, client = token_client(options["user"], session=False)
         sizes = self._table_sizes()
         failures: list[str] = []
         for endpoint in DASHBOARD_PATHS:

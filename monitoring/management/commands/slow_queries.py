@@ -7,7 +7,6 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Avg, Count, Max
 from django.utils import timezone
 
 from monitoring.models import SlowQuery
@@ -55,17 +54,7 @@ def from_pg_stat_statements(limit: int, order: str) -> list[dict[str, Any]]:
 def from_slow_query_log(limit: int, order: str, hours: float) -> list[dict[str, Any]]:
     field = {"mean": "mean_ms", "total": "total_ms", "max": "max_ms"}[order]
     since = timezone.now() - timedelta(hours=hours)
-    rows = (
-        SlowQuery.objects.filter(at__gte=since)
-        .values("sql")
-        .annotate(
-            calls=Count("id"),
-            mean_ms=Avg("duration_ms"),
-            max_ms=Max("duration_ms"),
-            last_at=Max("at"),
-            operation=Max("operation"),
-        )
-    )
+    rows = SlowQuery.objects.by_statement(since)
     result = []
     for row in rows:
         row["total_ms"] = row["mean_ms"] * row["calls"]

@@ -15,14 +15,13 @@ import statistics
 import time
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
-from rest_framework.authtoken.models import Token
 
 from trading.dashboard import DASHBOARD_PATHS
+from zerobot.lib.benchclient import token_client
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -54,13 +53,7 @@ class Command(BaseCommand):
         )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            user = get_user_model().objects.get(username=options["user"])
-        except get_user_model().DoesNotExist:
-            raise CommandError(f"No user {options['user']!r}: run seed_demo first.") from None
-        token, _ = Token.objects.get_or_create(user=user)
-        client = Client(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_HOST="localhost")
-        client.force_login(user)  # admin pages use the session; the API uses the token
+        user, client = token_client(options["user"])
         if options["admin_exact_count"]:
             from django.core.paginator import Paginator
 
