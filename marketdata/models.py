@@ -10,7 +10,8 @@ from django.db import models
 from django.db.models import Q
 
 from marketdata.querysets import CandleQuerySet, FundingRateQuerySet
-from trading.models import PriceField, QuantityField, Timeframe
+from marketdata.timeframes import Timeframe
+from zerobot.lib.fields import PriceField, QuantityField
 from zerobot.lib.money import PRICE_DECIMAL_PLACES, PRICE_MAX_DIGITS
 
 

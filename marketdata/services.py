@@ -43,7 +43,7 @@ from marketdata.clients.base import FundingRate as FundingRateData
 from marketdata.clients.base import MarketDataClient, MarketDataError
 from marketdata.models import Candle, FundingRate
 from marketdata.symbols import normalize_symbol, perpetual_symbol
-from trading.models import Timeframe
+from marketdata.timeframes import Timeframe
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 200

@@ -1,7 +1,7 @@
 """Candle timeframes: their length and the UTC-aligned open times of their candles.
 
-The choices themselves are ``trading.models.Timeframe`` (bots store one); this module adds what
-market data needs on top: durations and alignment. Every timeframe divides a UTC day, so a candle
+``Timeframe`` is the set of choices (bots store one, candles are keyed by one); this module also
+gives their durations and alignment. Every timeframe divides a UTC day, so a candle
 opens at a multiple of its length counted from the Unix epoch (midnight UTC for ``1d``).
 """
 
@@ -9,9 +9,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from django.db import models
 from django.utils import timezone
 
-from trading.models import Timeframe
+
+class Timeframe(models.TextChoices):
+    M1 = "1m", "1 minute"
+    M5 = "5m", "5 minutes"
+    M15 = "15m", "15 minutes"
+    H1 = "1h", "1 hour"
+    H4 = "4h", "4 hours"
+    D1 = "1d", "1 day"
+
 
 TIMEFRAME_SECONDS: dict[str, int] = {
     Timeframe.M1: 60,

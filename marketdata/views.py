@@ -29,7 +29,7 @@ from rest_framework.views import APIView
 from marketdata import services
 from marketdata.clients.base import ExchangeUnavailable, MarketDataError, NotSupported
 from marketdata.services import DEFAULT_LIMIT, MAX_LIMIT, InvalidRequest
-from trading.models import Timeframe
+from marketdata.timeframes import Timeframe
 from zerobot.lib.api import ORJSONRenderer
 
 SYMBOL = OpenApiParameter(

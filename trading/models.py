@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from marketdata.timeframes import Timeframe
 from trading.querysets import (
     AccountEquityQuerySet,
     BotQuerySet,
@@ -26,45 +27,10 @@ from trading.querysets import (
     PositionQuerySet,
     TradeQuerySet,
 )
-from zerobot.lib.money import (
-    LEVERAGE_DECIMAL_PLACES,
-    LEVERAGE_MAX_DIGITS,
-    MONEY_DECIMAL_PLACES,
-    MONEY_MAX_DIGITS,
-    PRICE_DECIMAL_PLACES,
-    PRICE_MAX_DIGITS,
-    QUANTITY_DECIMAL_PLACES,
-    QUANTITY_MAX_DIGITS,
-)
+from zerobot.lib.fields import MoneyField, PriceField, QuantityField
+from zerobot.lib.money import LEVERAGE_DECIMAL_PLACES, LEVERAGE_MAX_DIGITS
 
 ZERO = Decimal("0")
-
-
-def MoneyField(**kwargs) -> models.DecimalField:  # noqa: N802 - reads like a field class
-    return models.DecimalField(
-        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kwargs
-    )
-
-
-def PriceField(**kwargs) -> models.DecimalField:  # noqa: N802
-    return models.DecimalField(
-        max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES, **kwargs
-    )
-
-
-def QuantityField(**kwargs) -> models.DecimalField:  # noqa: N802
-    return models.DecimalField(
-        max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMAL_PLACES, **kwargs
-    )
-
-
-class Timeframe(models.TextChoices):
-    M1 = "1m", "1 minute"
-    M5 = "5m", "5 minutes"
-    M15 = "15m", "15 minutes"
-    H1 = "1h", "1 hour"
-    H4 = "4h", "4 hours"
-    D1 = "1d", "1 day"
 
 
 class BotStatus(models.TextChoices):

@@ -14,7 +14,8 @@ from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from trading.models import Bot, Position, Timeframe, Trade
+from marketdata.timeframes import Timeframe
+from trading.models import Bot, Position, Trade
 from trading.querysets import BOT_FIELDS, POSITION_FIELDS, TRADE_FIELDS
 from zerobot.lib.money import (
     MONEY_DECIMAL_PLACES,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.core.management.base import CommandError
 
-from trading.models import Timeframe
+from marketdata.timeframes import Timeframe
 
 _RELATIVE = re.compile(r"^(\d+)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

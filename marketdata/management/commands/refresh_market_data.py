@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from marketdata import services
 from marketdata.clients.base import MarketDataError
-from trading.models import Timeframe
+from marketdata.timeframes import Timeframe
 
 
 class Command(BaseCommand):
