@@ -281,7 +281,12 @@ SPECTACULAR_SETTINGS = {
         "TimeframeEnum": "trading.models.Timeframe",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
-    # One error shape for every 4xx/5xx (zerobot.lib.api); declared per operation in the views.
+    # One error shape for every 4xx/5xx (zerobot.lib.api): the answers any operation can give are
+    # added to every operation by this hook, the others are declared on the views.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "zerobot.lib.schema.add_common_errors",
+    ],
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }

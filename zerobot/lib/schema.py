@@ -25,3 +25,31 @@ ERROR = inline_serializer(
         ),
     },
 )
+
+# Answers any operation can give (zerobot.lib.api, zerobot.lib.middleware), declared once here
+# instead of on each view: 400 (a malformed parameter or body), 401/403 (authentication),
+# 503 (database unavailable); with a body also 413 (too large) and 415 (media type, charset).
+COMMON_ERRORS = {
+    "400": "Invalid parameter or body.",
+    "401": "Not authenticated, or the token is invalid or expired.",
+    "403": "Not allowed.",
+    "503": "Database unavailable (pool exhausted, statement timeout, restart); see Retry-After.",
+}
+BODY_ERRORS = {"413": "Request body too large.", "415": "Unsupported media type or charset."}
+
+
+def add_common_errors(result: dict, generator: object, request: object, public: bool) -> dict:
+    """drf-spectacular post-processing hook: every /api/ operation documents COMMON_ERRORS."""
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith("/api/"):
+            continue
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            extra = dict(COMMON_ERRORS)
+            if "requestBody" in operation:
+                extra.update(BODY_ERRORS)
+            for code, description in extra.items():
+                operation["responses"].setdefault(code, {"content": ref, "description": description})
+    return result
