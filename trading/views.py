@@ -105,6 +105,13 @@ class PageSchema(AutoSchema):
     def _is_list_view(self, serializer: Any = None) -> bool:
         return False
 
+    def get_operation_id(self) -> str:
+        # Not a "list view" (above), so list would share retrieve's id ("bots_retrieve").
+        operation_id = super().get_operation_id()
+        if getattr(self.view, "action", None) == "list":
+            return operation_id.rsplit("_", 1)[0] + "_list"
+        return operation_id
+
 
 MAX_ID = 2**63 - 1
 

@@ -71,10 +71,9 @@ def _pages() -> list[str]:
 
 @pytest.mark.parametrize("who", ["anonymous", "plain", "staff"])
 def test_staff_pages_are_staff_only(who: str) -> None:
-    User = get_user_model()
     client = Client()
     if who != "anonymous":
-        user = User.objects.create_user(who, password="pass-word-123", is_staff=who == "staff",
+        user = get_user_model().objects.create_user(who, password="pass-word-123", is_staff=who == "staff",
                                         is_superuser=who == "staff")  # fmt: skip
         client.force_login(user)
     pages = _pages()

@@ -51,5 +51,7 @@ def add_common_errors(result: dict, generator: object, request: object, public: 
             if "requestBody" in operation:
                 extra.update(BODY_ERRORS)
             for code, description in extra.items():
-                operation["responses"].setdefault(code, {"content": ref, "description": description})
+                operation["responses"].setdefault(
+                    code, {"content": ref, "description": description}
+                )
     return result
