@@ -39,7 +39,8 @@ BODY_ERRORS = {"413": "Request body too large.", "415": "Unsupported media type 
 
 
 def add_common_errors(result: dict, generator: object, request: object, public: bool) -> dict:
-    """drf-spectacular post-processing hook: every /api/ operation documents COMMON_ERRORS."""
+    """drf-spectacular post-processing hook: every /api/ operation documents COMMON_ERRORS, and
+    free-text string parameters say they take no NUL byte."""
     ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for path, operations in result.get("paths", {}).items():
         if not path.startswith("/api/"):
