@@ -55,4 +55,11 @@ def add_common_errors(result: dict, generator: object, request: object, public: 
                 operation["responses"].setdefault(
                     code, {"content": ref, "description": description}
                 )
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema", {})
+                # The request guard refuses NUL bytes in any URL (PostgreSQL cannot compare them).
+                if schema.get("type") == "string" and not {"pattern", "enum", "format"} & set(
+                    schema
+                ):
+                    schema["pattern"] = "^[^\\u0000]*$"
     return result

@@ -24,9 +24,11 @@ MIX = [
 
 
 def _get(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers=headers)
+    if not url.startswith(("http://", "https://")):
+        raise CommandError(f"--base must be an http(s) URL (got {url!r}).")
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - scheme checked above
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - given URL
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
