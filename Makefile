@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/zerobot
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run test lint format checks ci bench clean chromium
+.PHONY: install run test faults lint format checks ci bench clean chromium
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Fault tests (tests/faults): private PostgreSQL and Redis servers started, broken and removed
+# by the tests themselves; never the shared ones. Needs the PostgreSQL server binaries.
+faults: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(BIN)/python -m pytest -m faults -s tests/faults $(PYTEST_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -46,8 +52,11 @@ checks: install
 	SECRET_KEY=ci-only-secret-key-0123456789abcdef0123456789 \
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DB_POOL_MAX_SIZE=$${DB_POOL_MAX_SIZE:-40} \
 		$(BIN)/python manage.py check --fail-level WARNING
+	SECRET_KEY=ci-only-deploy-check-key-kW3v9Xq2Lp7Rt5Zm8Nb4Hc6Jd1Fg0Sa-Ye \
+	REDIS_URL= DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DB_POOL_MAX_SIZE=$${DB_POOL_MAX_SIZE:-40} \
+		$(BIN)/python manage.py check --deploy --fail-level WARNING
 
-ci: chromium lint checks test
+ci: chromium lint checks test faults
 
 # Monitoring: the admin dashboard test drives Debian's Chromium through Playwright
 # (executable_path=/usr/bin/chromium; never `playwright install`). Needs root for apt-get.

@@ -46,5 +46,11 @@ def _service_markers(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
-    """Each test starts with an empty cache (with Redis: the test database, db 15 in make test)."""
+    """Each test starts with an empty cache (with Redis: the test database, db 15 in make test),
+    a closed Redis circuit (a test against a dead Redis opens it) and empty local throttles."""
+    from zerobot.lib.redis_breaker import breaker
+    from zerobot.lib.throttle import local_limiter
+
+    breaker.reset()
+    local_limiter.clear()
     cache.clear()

@@ -9,6 +9,10 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zerobot.settings")
+    if sys.argv[1:2] != ["runserver"]:
+        # Commands (seeding, rebuilds, syncs) run long statements on purpose: the web's
+        # statement_timeout (settings.DB_STATEMENT_TIMEOUT_MS) is not theirs unless set.
+        os.environ.setdefault("DB_STATEMENT_TIMEOUT_MS", "0")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -89,6 +89,14 @@ POOL_ERRORS = Counter(
 POOL_ALERTS = Counter(
     "zerobot_db_pool_alerts", "Times pool usage rose above POOL_ALERT_PCT.", ["alias"]
 )
+# /readyz: 1 when a check passed at the last probe, per check (database, pool, cache). A failed
+# cache check degrades readiness (still 200) and shows here; "livemin": any worker failing shows.
+READY_CHECK = Gauge(
+    "zerobot_ready_check",
+    "1 if the check passed at this process's last /readyz, else 0.",
+    ["check"],
+    multiprocess_mode="livemin",
+)
 
 
 def normalize_method(method: str | None) -> str:

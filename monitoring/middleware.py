@@ -61,11 +61,14 @@ def operation_name(request: HttpRequest) -> str:
     return match.view_name if match is not None else UNRESOLVED
 
 
+MAX_ID = 2**63 - 1  # bigint: an id beyond it names no row, and would fail the batch's INSERT
+
+
 def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, int):
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
-        return int(value)
     return None
 
 

@@ -82,14 +82,18 @@ def _check_cache() -> dict[str, Any]:
 
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Database reachable through the pool, cache reachable, pool not exhausted; else 503."""
+    """Can this instance serve? The database reachable through a pool that is not exhausted;
+    else 503. A failed cache check only degrades (200, ``"status": "degraded"``): every request
+    still answers without the cache (misses compute), so taking every instance out of service
+    during a Redis outage would turn a slowdown into an outage."""
     database, pools = _check_pools()
-    checks = {"database": database, "cache": _check_cache(), "pool": pools}
-    ready = all(check["ok"] for check in checks.values())
-    return JsonResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
-        status=200 if ready else 503,
-    )
+    cache_check = _check_cache()
+    checks = {"database": database, "cache": cache_check, "pool": pools}
+    for name, check in checks.items():
+        metrics.READY_CHECK.labels(check=name).set(1 if check["ok"] else 0)
+    ready = database["ok"] and pools["ok"]
+    state = "not_ready" if not ready else "ready" if cache_check["ok"] else "degraded"
+    return JsonResponse({"status": state, "checks": checks}, status=200 if ready else 503)
 
 
 @lru_cache(maxsize=8)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth import get_user_model, password_validation
-from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from marketdata.timeframes import Timeframe
@@ -23,6 +21,7 @@ from zerobot.lib.money import (
     PRICE_DECIMAL_PLACES,
     PRICE_MAX_DIGITS,
 )
+from zerobot.lib.serializers import StrictSerializer
 
 
 class FiniteDecimalField(serializers.DecimalField):
@@ -56,45 +55,6 @@ def price_field(**kwargs: Any) -> FiniteDecimalField:
     )
 
 
-# --- Auth ---------------------------------------------------------------------------------------
-
-
-class RegisterIn(serializers.Serializer):
-    username = serializers.RegexField(r"^[\w.@+-]{3,150}$", max_length=150)
-    email = serializers.EmailField(required=False, allow_blank=True)
-    password = serializers.CharField(write_only=True, trim_whitespace=False, max_length=128)
-
-    def validate_username(self, value: str) -> str:
-        if get_user_model().objects.filter(username__iexact=value).exists():
-            raise serializers.ValidationError("This username is taken.")
-        return value
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        user = get_user_model()(username=attrs["username"], email=attrs.get("email", ""))
-        try:
-            password_validation.validate_password(attrs["password"], user)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError({"password": list(exc.messages)}) from None
-        return attrs
-
-
-class LoginIn(serializers.Serializer):
-    username = serializers.CharField(help_text="Username or e-mail address.", max_length=254)
-    password = serializers.CharField(trim_whitespace=False, max_length=128)
-
-
-class UserOut(serializers.Serializer):
-    id = serializers.IntegerField()
-    username = serializers.CharField()
-    email = serializers.EmailField()
-    is_staff = serializers.BooleanField()
-
-
-class TokenOut(serializers.Serializer):
-    token = serializers.CharField()
-    user = UserOut()
-
-
 # --- Bots ---------------------------------------------------------------------------------------
 
 
@@ -115,9 +75,37 @@ class RiskParamsIn(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class BotIn(serializers.Serializer):
+# The one place strategy names are checked (the API; the admin and services take what it let
+# through). The bot engine's strategy registry plugs in here: until it exists, a name is a
+# lower-case identifier, e.g. momentum, mean_reversion.
+STRATEGY_PATTERN = r"^[a-z][a-z0-9_]{0,49}$"
+
+
+def strategy_field(**kwargs: Any) -> serializers.RegexField:
+    return serializers.RegexField(
+        STRATEGY_PATTERN, max_length=50,
+        error_messages={"invalid": "strategy must be a lower-case name such as momentum."},
+        help_text="Strategy name, e.g. momentum.", **kwargs,
+    )  # fmt: skip
+
+
+# Fields of a bot that exist but no client writes (README, "Data model").
+BOT_READ_ONLY = {
+    "id": "assigned by the server.",
+    "owner": "a bot belongs to the account that created it.",
+    "status": "change it with POST /api/bots/{id}/start/, /pause/ or /stop/.",
+    "capital": "free cash follows from initial_capital and the fills.",
+    "peak_equity": "kept from the equity snapshots.",
+    "max_drawdown_pct": "kept from the equity snapshots.",
+    "created_at": "set by the server.",
+    "updated_at": "set by the server.",
+}
+
+
+class BotIn(StrictSerializer):
+    read_only_reasons = BOT_READ_ONLY
     name = serializers.CharField(max_length=100)
-    strategy = serializers.CharField(max_length=50)
+    strategy = strategy_field()
     initial_capital = money_field(min_value=Decimal("0.00000001"))
     symbols = serializers.ListField(
         child=serializers.CharField(max_length=32), min_length=1, max_length=50
@@ -132,11 +120,16 @@ class BotIn(serializers.Serializer):
         return value
 
 
-class BotUpdateIn(serializers.Serializer):
+class BotUpdateIn(StrictSerializer):
     """Every field optional (PATCH); money fields are not editable after creation."""
 
+    read_only_reasons = {
+        **BOT_READ_ONLY,
+        "initial_capital": "fixed at creation (create a new bot for other capital).",
+        "paper_trading": "fixed at creation.",
+    }
     name = serializers.CharField(max_length=100, required=False)
-    strategy = serializers.CharField(max_length=50, required=False)
+    strategy = strategy_field(required=False)
     symbols = serializers.ListField(
         child=serializers.CharField(max_length=32), min_length=1, max_length=50, required=False
     )
@@ -175,7 +168,7 @@ class DashboardPositionOut(PositionOut):
         fields = (*POSITION_FIELDS, "bot_name")
 
 
-class PositionCloseIn(serializers.Serializer):
+class PositionCloseIn(StrictSerializer):
     price = price_field(
         required=False, min_value=Decimal("0.000000000001"),
         help_text="Fill price; default: the position's current price.",

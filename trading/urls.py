@@ -11,9 +11,6 @@ router.register("positions", views.PositionViewSet, basename="position")
 router.register("trades", views.TradeViewSet, basename="trade")
 
 urlpatterns = [
-    path("auth/register", views.RegisterView.as_view(), name="auth_register"),
-    path("auth/login", views.LoginView.as_view(), name="auth_login"),
-    path("auth/me", views.MeView.as_view(), name="auth_me"),
     path("dashboard/stats", views.DashboardStatsView.as_view(), name="dashboard_stats"),
     path(
         "dashboard/equity-curve",

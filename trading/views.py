@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.contrib.auth import authenticate, get_user_model
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
@@ -19,17 +18,12 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
-    inline_serializer,
 )
 from rest_framework import serializers, status, viewsets
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from trading import dashboard, services
@@ -51,6 +45,7 @@ from zerobot.lib.params import (
     period_param,
     symbol_param,
 )
+from zerobot.lib.schema import ERROR
 
 # --- OpenAPI parameter declarations -------------------------------------------------------------
 
@@ -100,19 +95,8 @@ POSITION_PARAMS = [
     OpenApiParameter("side", OpenApiTypes.STR, enum=["long", "short"]),
     *PAGE_PARAMS,
 ]
-ERROR = inline_serializer(
-    "Error",
-    {
-        "detail": serializers.CharField(),
-        "code": serializers.CharField(required=False),
-        "field": serializers.CharField(required=False),
-    },
-)
-# A 400 is either a domain error (ERROR's shape) or {"<parameter>": ["message", ...]}.
-BAD_REQUEST = OpenApiResponse(
-    OpenApiTypes.OBJECT,
-    description='{"detail", "code", "field"} or {"<parameter or field>": ["message", ...]}',
-)
+# Every 4xx has the one error shape (zerobot.lib.api).
+BAD_REQUEST = ERROR
 
 
 class PageSchema(AutoSchema):
@@ -120,6 +104,13 @@ class PageSchema(AutoSchema):
 
     def _is_list_view(self, serializer: Any = None) -> bool:
         return False
+
+    def get_operation_id(self) -> str:
+        # Not a "list view" (above), so list would share retrieve's id ("bots_retrieve").
+        operation_id = super().get_operation_id()
+        if getattr(self.view, "action", None) == "list":
+            return operation_id.rsplit("_", 1)[0] + "_list"
+        return operation_id
 
 
 MAX_ID = 2**63 - 1
@@ -179,77 +170,6 @@ def _stats_sum_sql(
     return sql, params
 
 
-# --- Auth ---------------------------------------------------------------------------------------
-
-
-def _token_response(user: Any, code: int = status.HTTP_200_OK) -> Response:
-    token, _ = Token.objects.get_or_create(user=user)
-    return Response(
-        {"token": token.key, "user": {"id": user.pk, "username": user.username,
-                                      "email": user.email, "is_staff": user.is_staff}},
-        status=code,
-    )  # fmt: skip
-
-
-class RegisterView(APIView):
-    """Create an account and return its API token."""
-
-    permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "auth"
-
-    @extend_schema(
-        request=s.RegisterIn, responses={201: s.TokenOut, 400: BAD_REQUEST}, tags=["auth"]
-    )
-    def post(self, request: Request) -> Response:
-        data = s.RegisterIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        user = get_user_model().objects.create_user(
-            username=data.validated_data["username"],
-            email=data.validated_data.get("email", ""),
-            password=data.validated_data["password"],
-        )
-        return _token_response(user, status.HTTP_201_CREATED)
-
-
-class LoginView(APIView):
-    """Exchange a username (or e-mail) and password for the account's API token."""
-
-    permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "auth"
-
-    @extend_schema(request=s.LoginIn, responses={200: s.TokenOut, 400: BAD_REQUEST}, tags=["auth"])
-    def post(self, request: Request) -> Response:
-        data = s.LoginIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        login = data.validated_data["username"]
-        username = login
-        if "@" in login:
-            match = (
-                get_user_model()
-                .objects.filter(email__iexact=login)
-                .values_list("username", flat=True)
-                .first()
-            )
-            username = match or login
-        user = authenticate(request, username=username, password=data.validated_data["password"])
-        if user is None:
-            return Response(
-                {"detail": "Wrong username or password.", "code": "invalid_credentials"},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        return _token_response(user)
-
-
-class MeView(APIView):
-    @extend_schema(responses=s.UserOut, tags=["auth"])
-    def get(self, request: Request) -> Response:
-        user = request.user
-        return Response({"id": user.pk, "username": user.username, "email": user.email,
-                         "is_staff": user.is_staff})  # fmt: skip
-
-
 # --- Bots ---------------------------------------------------------------------------------------
 
 
@@ -260,6 +180,11 @@ class BotViewSet(viewsets.GenericViewSet):
     (close them with POST /api/positions/{id}/close)."""
 
     serializer_class = s.BotOut
+
+    def get_serializer_class(self) -> type:
+        # What OPTIONS describes: the input a write accepts, not the bot it returns.
+        method = self.request.method if self.request is not None else "GET"
+        return {"POST": s.BotIn, "PUT": s.BotUpdateIn, "PATCH": s.BotUpdateIn}.get(method, s.BotOut)
 
     def get_queryset(self) -> QuerySet:
         return Bot.objects.for_owner(self.request.user)

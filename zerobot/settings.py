@@ -48,9 +48,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "zerobot",
+    "accounts",
     "trading",
     "marketdata",
     "monitoring",
@@ -58,6 +59,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Refuses what no view can handle (bad charset, oversized body, NUL bytes), serves API routes
+    # with and without the trailing slash, maps an unavailable database to 503 (zerobot.lib).
+    "zerobot.lib.middleware.RequestGuardMiddleware",
+    "zerobot.lib.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -85,6 +90,38 @@ TEMPLATES = [
     },
 ]
 
+# --- Security -----------------------------------------------------------------------------------
+# Production defaults (DEBUG off): HTTPS only, HSTS, secure cookies. `manage.py check --deploy
+# --fail-level WARNING` passes with them (make checks runs it). Behind a TLS-terminating proxy set
+# TRUSTED_PROXIES to the number of proxies in front; the outermost must set X-Forwarded-Proto and
+# X-Forwarded-For (zerobot.lib.throttle.client_ip).
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0, maximum=10)
+if TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Probes and scrapes come over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+# The admin, the monitoring dashboard and /api/docs/ run no inline script (the docs use the
+# split Swagger view); inline style attributes remain in admin templates. Silk and the debug
+# toolbar (staff only) inline their scripts: they get no policy.
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
+CONTENT_SECURITY_POLICY_EXEMPT = ("/silk/", "/__debug__/")
+# Bodies: 1 MiB is ~1,000x the largest write of the API (zerobot.lib.middleware refuses more).
+REQUEST_MAX_BODY_BYTES = env_int("REQUEST_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BODY_BYTES
+
 # --- Database -----------------------------------------------------------------------------------
 # A postgres:// URL gets psycopg 3 with Django's native connection pool: a request borrows a
 # connection (~0.1 ms) instead of opening one (~2.4 ms + ~4 ms server CPU). The pool is per
@@ -100,6 +137,11 @@ if DB_POOL_MIN_SIZE > DB_POOL_MAX_SIZE:
     )
 # Processes that each hold a pool (gunicorn workers); used only by the connection-budget check.
 WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 1, minimum=1)
+# No statement of a web request may run longer than this (ms; 0 = no limit): a stuck query must
+# give its pooled connection back well before the worker timeout (gunicorn.conf.py, 30 s). The
+# cancelled request answers 503 + Retry-After. manage.py defaults it to 0 for commands (seeding,
+# rebuilds and syncs run long statements on purpose); bot runners set their own.
+DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 5_000, minimum=0, maximum=3_600_000)
 
 
 def _database_from_url(url: str | None) -> dict:
@@ -126,6 +168,8 @@ def _database_from_url(url: str | None) -> dict:
         # failed request (see FACTS.md: without it each pooled connection fails once).
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
+            # libpq: set for the session of every pooled connection, no statement per request.
+            "options": f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
             "pool": {
                 "min_size": DB_POOL_MIN_SIZE,
                 "max_size": DB_POOL_MAX_SIZE,
@@ -147,6 +191,18 @@ REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
 REDIS_CONNECT_TIMEOUT = env_float("REDIS_CONNECT_TIMEOUT", 0.25, minimum=0.01, maximum=30)
 REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.25, minimum=0.01, maximum=30)
 CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "zb")
+# After a Redis failure, new connections fail at once for this long (zerobot.lib.redis_breaker):
+# a hung Redis costs one socket timeout per period per process, not one per cache call.
+REDIS_BREAKER_SECONDS = env_float("REDIS_BREAKER_SECONDS", 5.0, minimum=0, maximum=300)
+_REDIS_POOL_KWARGS: dict = {
+    "max_connections": env_int("REDIS_MAX_CONNECTIONS", 200, minimum=1),
+    "health_check_interval": 30,
+    "retry_on_timeout": False,
+}
+if REDIS_URL and REDIS_URL.startswith("redis://"):  # rediss:// and unix:// keep their class
+    from zerobot.lib.redis_breaker import BreakerConnection
+
+    _REDIS_POOL_KWARGS["connection_class"] = BreakerConnection
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -160,11 +216,7 @@ if REDIS_URL:
                 "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT,
                 "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
                 "IGNORE_EXCEPTIONS": True,
-                "CONNECTION_POOL_KWARGS": {
-                    "max_connections": env_int("REDIS_MAX_CONNECTIONS", 200, minimum=1),
-                    "health_check_interval": 30,
-                    "retry_on_timeout": False,
-                },
+                "CONNECTION_POOL_KWARGS": _REDIS_POOL_KWARGS,
             },
         }
     }
@@ -184,7 +236,7 @@ DJANGO_REDIS_LOGGER = "zerobot.cache"
 # --- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -202,9 +254,19 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": True,
     "DATETIME_FORMAT": "iso-8601",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-    # Login and register only: slows password guessing (counted in the cache).
-    "DEFAULT_THROTTLE_RATES": {"auth": env_str("AUTH_THROTTLE_RATE", "20/minute")},
+    # DRF's own throttles identify clients like zerobot.lib.throttle.client_ip: never by the raw,
+    # client-written X-Forwarded-For.
+    "NUM_PROXIES": TRUSTED_PROXIES,
 }
+# Login, register and the admin login, per client address (accounts.throttles): counted in Redis,
+# in process memory while Redis is unavailable (fail closed, never unlimited).
+AUTH_THROTTLE_RATE = env_str("AUTH_THROTTLE_RATE", "20/minute")
+# API tokens (accounts): one per login, stored hashed; logout revokes it, a password change
+# revokes all. A token expires API_TOKEN_TTL_HOURS after its last use (sliding) or after its
+# creation (API_TOKEN_SLIDING=0).
+API_TOKEN_TTL_HOURS = env_float("API_TOKEN_TTL_HOURS", 24 * 7, minimum=0.01, maximum=24 * 366)
+API_TOKEN_SLIDING = env_bool("API_TOKEN_SLIDING", True)
+API_TOKENS_PER_USER = env_int("API_TOKENS_PER_USER", 20, minimum=1, maximum=1000)
 SPECTACULAR_SETTINGS = {
     "TITLE": "zerobot API",
     "DESCRIPTION": "Paper-trading bots: bots, positions, trades, equity, dashboard, market data.",
@@ -219,6 +281,12 @@ SPECTACULAR_SETTINGS = {
         "TimeframeEnum": "trading.models.Timeframe",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
+    # One error shape for every 4xx/5xx (zerobot.lib.api): the answers any operation can give are
+    # added to every operation by this hook, the others are declared on the views.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "zerobot.lib.schema.add_common_errors",
+    ],
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
@@ -232,7 +300,9 @@ SLOW_QUERY_MS = env_float("SLOW_QUERY_MS", 50.0, minimum=0)
 MAX_QUERIES_PER_REQUEST = env_int("MAX_QUERIES_PER_REQUEST", 10, minimum=1)
 # /metrics is readable by staff, and without a login from these networks (REMOTE_ADDR: a proxy in
 # front must not be on them, or every client would look internal).
-METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+# Default: none (staff only). Behind a proxy on the same host every client would come from
+# 127.0.0.1, so a network is allowed only when configured explicitly.
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", [])
 # prometheus-client's multiprocess mode (one file per gunicorn worker, summed at scrape time).
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
 if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
@@ -273,6 +343,23 @@ def _staff_only(user: object) -> bool:
 
 
 SILKY_PERMISSIONS = _staff_only
+# Never recorded: anything about credentials (login responses carry tokens, bodies passwords).
+# Silk masks Authorization and Cookie headers itself. Setting this function replaces Silk's own
+# sampling, so it samples SILKY_INTERCEPT_PERCENT itself.
+SILKY_NEVER_RECORD = ("/api/auth/", "/admin/login/", "/admin/logout/", "/admin/password_change/")
+
+
+def _silk_should_record(request: object) -> bool:
+    import random
+
+    from django.conf import settings
+
+    if getattr(request, "path_info", "").startswith(settings.SILKY_NEVER_RECORD):
+        return False
+    return random.random() * 100 < settings.SILKY_INTERCEPT_PERCENT  # sampling, not security
+
+
+SILKY_INTERCEPT_FUNC = _silk_should_record
 if SILK_ENABLED:
     INSTALLED_APPS.append("silk")
     MIDDLEWARE.insert(0, "silk.middleware.SilkyMiddleware")
@@ -314,6 +401,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Eight spaces, or "aaaaaaaa", pass the four above.
+    {"NAME": "accounts.validators.NotBlankPasswordValidator"},
+    # Not a rule: Django calls password_changed() of every validator on each password change
+    # (API, admin, changepassword): that is where every API token of the user is revoked.
+    {"NAME": "accounts.validators.RevokeTokensOnPasswordChange"},
 ]
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

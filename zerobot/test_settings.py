@@ -20,6 +20,8 @@ os.environ.setdefault("SILK_ENABLED", "1")
 os.environ.setdefault("SILKY_INTERCEPT_PERCENT", "0")
 os.environ.setdefault("MONITORING_FLUSH_SECONDS", "0")
 os.environ.setdefault("DEBUG_TOOLBAR", "0")
+# The test client and the servers tests start speak plain HTTP (production redirects to HTTPS).
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 
 from zerobot.settings import *  # noqa: F403
 

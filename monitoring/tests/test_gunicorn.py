@@ -52,6 +52,7 @@ def test_metrics_sum_every_worker_and_workers_drain_on_exit(tmp_path: Path) -> N
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "2",
+        "METRICS_ALLOWED_NETWORKS": "127.0.0.1/32",  # the scraper's address, configured
     }
     (tmp_path / "prom").mkdir()
     (tmp_path / "prom" / "counter_999999.db").write_bytes(b"stale")  # from a previous run

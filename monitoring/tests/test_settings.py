@@ -58,7 +58,7 @@ def test_a_bad_value_names_its_variable(
 def test_production_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     s = load(monkeypatch)
     assert (s["SLOW_QUERY_MS"], s["MAX_QUERIES_PER_REQUEST"], s["POOL_ALERT_PCT"]) == (50, 10, 90)
-    assert s["METRICS_ALLOWED_NETWORKS"] == ["127.0.0.0/8", "::1/128"]
+    assert s["METRICS_ALLOWED_NETWORKS"] == []  # staff only unless a network is configured
     assert s["MIDDLEWARE"][0] == "monitoring.middleware.QueryProfilingMiddleware"
     # Without DEBUG: no Silk, no toolbar.
     assert s["SILK_ENABLED"] is False and "silk" not in s["INSTALLED_APPS"]

@@ -100,7 +100,7 @@ def test_readyz_is_503_when_the_database_is_unreachable(
 
 
 @pytest.mark.redis
-def test_readyz_is_503_when_the_cache_is_unreachable(client: Client) -> None:
+def test_readyz_degrades_but_stays_ready_when_the_cache_is_unreachable(client: Client) -> None:
     caches = {
         "default": {
             **settings.CACHES["default"],
@@ -109,8 +109,14 @@ def test_readyz_is_503_when_the_cache_is_unreachable(client: Client) -> None:
     }
     with override_settings(CACHES=caches):
         response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["checks"]["cache"]["ok"] is False
+    # Requests still answer without the cache: out of service would make it an outage.
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["cache"]["ok"] is False and body["checks"]["database"]["ok"] is True
+    samples = _samples(client.get("/metrics").content)
+    assert samples[("zerobot_ready_check", (("check", "cache"),))] == 0
+    assert samples[("zerobot_ready_check", (("check", "database"),))] == 1
 
 
 @pytest.mark.postgres
@@ -152,9 +158,26 @@ def test_metrics_is_prometheus_text_with_request_pool_and_cache_series(client: C
     ) in samples
 
 
+@pytest.fixture(autouse=True)
+def _scraper_network(request: pytest.FixtureRequest) -> None:
+    """Tests that scrape anonymously do it from an allowed network, as Prometheus would; the
+    default (no network: staff only) is tested on its own."""
+    if "default_metrics_access" not in request.keywords:
+        request.getfixturevalue("settings").METRICS_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+
+
+@pytest.mark.default_metrics_access
+def test_metrics_default_to_staff_only(client: Client, staff_user: User) -> None:
+    assert settings.METRICS_ALLOWED_NETWORKS == []
+    # Behind a proxy on the same host every client is 127.0.0.1: not a reason to trust it.
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
+    client.force_login(staff_user)
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+
+
 def test_metrics_access_rules(client: Client, staff_user: User, plain_user: User) -> None:
     assert client.get("/metrics", REMOTE_ADDR=OUTSIDE).status_code == 403  # anonymous, outside
-    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200  # internal network
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200  # allowed network
     client.force_login(plain_user)
     assert client.get("/metrics", REMOTE_ADDR=OUTSIDE).status_code == 403  # not staff
     client.force_login(staff_user)

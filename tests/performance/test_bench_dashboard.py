@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.services import token_create
 from trading import seed
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db, pytest.mark.benchmark(group="dashboard")]
@@ -34,7 +34,7 @@ def reference_client(django_db_setup: Any, django_db_blocker: Any) -> Iterator[A
         seed.seed(seed.PROFILES["reference"], seed_value=42)
         user = get_user_model().objects.get(username=seed.DEMO_USERNAME)
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token_create(user=user).key}")
         yield client
         seed.reset()
 

@@ -12,8 +12,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.models import Count, F, Sum
 
-from trading import seed
+from trading import seed, services
 from trading.models import Bot, BotDailyPnl, BotSymbolStats, EquitySnapshot, Position, Trade
+from trading.tests.factories import make_bot
 from zerobot.lib.money import money
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
@@ -110,8 +111,17 @@ def test_seeding_needs_debug_or_force_and_spares_real_users() -> None:
     real = get_user_model().objects.create_user(
         "trader99", email="x@real.example", password="pw-x-123456"
     )
-    run_seed("--reset")
+    mine = make_bot(owner=real)
+    services.bot_set_status(bot=mine, status="active")
+    seeded_ids = set(Bot.objects.exclude(owner=real).values_list("id", flat=True))
+    with pytest.raises(CommandError, match="allow-real-users"):
+        run_seed("--reset")
+    run_seed("--reset", "--allow-real-users")
     assert get_user_model().objects.filter(pk=real.pk).exists()
+    kept = Bot.objects.get(pk=mine.pk)  # same id, same status: untouched
+    assert (kept.owner_id, kept.status, kept.name) == (real.pk, "active", mine.name)
+    # The demo bots were recreated with new ids: none reused, sequences not restarted.
+    assert min(Bot.objects.exclude(owner=real).values_list("id", flat=True)) > max(seeded_ids)
 
 
 def _digest() -> str:

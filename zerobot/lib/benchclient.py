@@ -7,7 +7,6 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 
 def token_client(username: str, *, session: bool = True) -> tuple[Any, Client]:
@@ -17,8 +16,11 @@ def token_client(username: str, *, session: bool = True) -> tuple[Any, Client]:
         user = get_user_model().objects.get(username=username)
     except get_user_model().DoesNotExist:
         raise CommandError(f"No user {username!r}: run seed_demo first.") from None
-    token, _ = Token.objects.get_or_create(user=user)
-    client = Client(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_HOST="localhost")
+    from accounts.services import token_create
+
+    client = Client(
+        HTTP_AUTHORIZATION=f"Token {token_create(user=user).key}", HTTP_HOST="localhost"
+    )
     if session:
         client.force_login(user)
     return user, client

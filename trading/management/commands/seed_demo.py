@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from trading.models import Bot
-from trading.seed import DEMO_PASSWORD, DEMO_USERNAME, PROFILES, reset, seed
+from trading.seed import DEMO_PASSWORD, DEMO_USERNAME, PROFILES, real_users, reset, seed
 
 OVERRIDES = {
     "users": "users",
@@ -37,7 +37,17 @@ class Command(BaseCommand):
             help="Last instant of the history, ISO 8601 UTC (default: now). Same --seed and "
             "--end give the same data.",
         )
-        parser.add_argument("--reset", action="store_true", help="Delete existing demo data first.")
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="Delete the demo users and their data first (never anyone else's).",
+        )
+        parser.add_argument(
+            "--allow-real-users",
+            action="store_true",
+            help="Let --reset run on a database where users other than the demo users exist "
+            "(their data is still never touched).",
+        )
         parser.add_argument(
             "--if-empty", action="store_true", help="Do nothing if any bot exists (make run)."
         )
@@ -77,6 +87,14 @@ class Command(BaseCommand):
                 raise CommandError(f"--end {options['end']!r} is not an ISO 8601 time.") from None
             end = end.replace(tzinfo=UTC) if end.tzinfo is None else end.astimezone(UTC)
 
+        if options["reset"] and not options["allow_real_users"]:
+            others = real_users().count()
+            if others:
+                raise CommandError(
+                    f"This database has {others} user(s) that seed_demo did not create: it looks "
+                    "like a real one. --reset deletes only the demo users' data, but refuses to "
+                    "run here unless you add --allow-real-users."
+                )
         started = time.perf_counter()
         if options["reset"]:
             reset()
