@@ -209,10 +209,6 @@ const loadPerformance = guard("performance", async () => {
 
 const loadCandles = guard("candles", async () => {
   const select = $("#candle-symbol");
-  if (!select.value) {
-    const held = [...state.positions.values()][0];
-    if (held && [...select.options].some((o) => o.value === held.p.symbol)) select.value = held.p.symbol;
-  }
   const symbol = select.value;
   if (!symbol) {
     $("#candle-summary").textContent = "No symbol: create a bot first.";
@@ -222,14 +218,19 @@ const loadCandles = guard("candles", async () => {
   const name = $("#candle-indicator").value;
   const bot = $("#candle-bot").value;
   const limit = 150;
-  const [ohlcv, indicators] = await Promise.all([
+  // Fills since the first candle's time, fetched alongside the candles (one round trip).
+  const since = new Date((Math.floor(Date.now() / 1000 / TIMEFRAME_SECONDS[timeframe]) - limit) * TIMEFRAME_SECONDS[timeframe] * 1000);
+  const [ohlcv, indicators, trades] = await Promise.all([
     api.get(api.query(`${API}market/ohlcv`, { symbol, timeframe, limit })),
     api.get(api.query(`${API}market/indicators`, { symbol, timeframe, names: name, limit })),
+    api.get(api.query(`${API}dashboard/trades`, { symbol, bot, executed_after: since.toISOString(), limit: 1000 })),
   ]);
-  const first = ohlcv.candles.length ? ohlcv.candles[0][0] : null;
-  const fills = first
-    ? (await api.get(api.query(`${API}dashboard/trades`, { symbol, bot, executed_after: first, limit: 1000 }))).results
-    : [];
+  const fills = trades.results;
+  try {
+    localStorage.setItem("zb.candleSymbol", symbol);
+  } catch {
+    // storage disabled: the next load waits for the bot list instead
+  }
   const label = $("#candle-indicator").selectedOptions[0].textContent;
   const shown = candles.render({
     candles: ohlcv.candles,
@@ -411,4 +412,19 @@ loadStats();
 loadEquity();
 loadTrades();
 loadPerformance();
-Promise.all([loadBots(), loadPositions()]).then(() => loadCandles());
+loadPositions();
+// The symbol list comes with the bots; the symbol shown last time is fetched at once.
+let remembered = null;
+try {
+  remembered = localStorage.getItem("zb.candleSymbol");
+} catch {
+  remembered = null;
+}
+if (remembered) {
+  $("#candle-symbol").append(h("option", { value: remembered, text: remembered }));
+  $("#candle-symbol").value = remembered;
+  loadCandles();
+  loadBots();
+} else {
+  loadBots().then(() => loadCandles());
+}
