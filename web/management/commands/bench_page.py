@@ -88,7 +88,7 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=options["username"]).first()
         if user is None or not Bot.objects.filter(owner=user).exists():
             raise CommandError(f"No user {options['username']!r} with bots: run seed_demo first.")
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # N sockets need N descriptors
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
@@ -112,12 +112,11 @@ class Command(BaseCommand):
             "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0",
             "DB_POOL_MIN_SIZE": "2", "DB_POOL_MAX_SIZE": "20",
         }  # fmt: skip
-        log = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the server
-        server = subprocess.Popen(
+        server = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
             [sys.executable, "-m", "uvicorn", "zerobot.asgi:application", "--host", "127.0.0.1",
              "--port", str(port), "--lifespan", "off", "--ws", "websockets-sansio",
              "--log-level", "warning", "--no-access-log", "--backlog", "4096"],
-            cwd=REPO, env=env, stdout=log, stderr=log,
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -234,7 +233,6 @@ class Command(BaseCommand):
         from websockets.asyncio.client import connect
 
         url = base.replace("http://", "ws://") + "/ws/events"
-        host = base.removeprefix("http://")
         latencies: list[float] = []
         sockets = []
         started = time.monotonic()
@@ -251,7 +249,6 @@ class Command(BaseCommand):
         seconds = time.monotonic() - started
         await asyncio.sleep(1)
         rss_after = _rss_mib(pid)
-        del host
 
         async def read(ws: Any) -> None:
             for _ in range(fanout):
