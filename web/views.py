@@ -6,23 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from rest_framework.throttling import SimpleRateThrottle
 
-
-class _LoginThrottle(SimpleRateThrottle):
-    """The API login's budget (the ``auth`` rate, per client address) for the page's form, in
-    its own bucket."""
-
-    scope = "auth"
-
-    def get_cache_key(self, request: Any, view: Any) -> str:
-        return self.cache_format % {"scope": "page_login", "ident": self.get_ident(request)}
+from zerobot.lib import throttle
 
 
 class LoginView(auth_views.LoginView):
@@ -30,17 +22,17 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        throttle = _LoginThrottle()
-        if not throttle.allow_request(request, self):
-            wait = throttle.wait()
+        # The same budget as the API and admin logins (per client, fail-closed without Redis).
+        verdict = throttle.hit("login", throttle.client_ip(request), settings.AUTH_THROTTLE_RATE)
+        if not verdict.allowed:
             response = render(
                 request,
                 self.template_name,
                 {"form": self.get_form_class()(request), "throttled": True,
-                 "retry_after": int(wait or 60)},
+                 "retry_after": verdict.retry_after},
                 status=429,
             )  # fmt: skip
-            response["Retry-After"] = str(int(wait or 60))
+            response["Retry-After"] = str(verdict.retry_after)
             return response
         return super().post(request, *args, **kwargs)
 

@@ -13,7 +13,6 @@ from rest_framework.test import APIClient
 
 from trading import events, services
 from trading.tests.factories import make_bot
-from web import views
 from web.tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -56,8 +55,8 @@ def test_a_wrong_password_is_refused_with_a_message() -> None:
     assert b"Wrong username or password." in response.content
 
 
-def test_login_attempts_are_throttled(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(views._LoginThrottle, "THROTTLE_RATES", {"auth": "3/minute"})
+def test_login_attempts_are_throttled(settings: Any) -> None:
+    settings.AUTH_THROTTLE_RATE = "3/minute"
     client = Client()
     codes = [
         client.post("/login/", {"username": "x", "password": "y"}).status_code for _ in range(4)
