@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/zerobot
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run test faults lint format checks ci bench clean chromium
+.PHONY: install run serve test faults lint format checks ci bench clean chromium
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,12 +19,22 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
-# Serves on http://127.0.0.1:8000 with DEBUG on. SQLite + local memory unless DATABASE_URL /
-# REDIS_URL are set in your environment.
+# Serves on http://127.0.0.1:8000 with DEBUG on: the page, its websocket, the API, the admin (one
+# uvicorn process, reloading on code changes). SQLite + local memory + the in-memory channel layer
+# unless DATABASE_URL / REDIS_URL are set in your environment.
 run: install
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo --if-empty
-	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runserver 127.0.0.1:8000
+	DEBUG=$${DEBUG:-1} $(BIN)/uvicorn zerobot.asgi:application --host 127.0.0.1 --port 8000 \
+		--lifespan off --ws websockets-sansio --reload --reload-dir zerobot --reload-dir trading \
+		--reload-dir marketdata --reload-dir monitoring --reload-dir web
+
+# Production-style: gunicorn (gunicorn.conf.py: workers, pool drain, metrics) running uvicorn
+# workers, each serving HTTP (API, page, admin) and the websocket. Needs SECRET_KEY, and REDIS_URL
+# as soon as there is more than one worker (events must reach every worker's sockets).
+serve: install
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/gunicorn -c gunicorn.conf.py -k uvicorn_worker.UvicornWorker zerobot.asgi:application
 
 test: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \

@@ -26,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from trading import dashboard, services
+from trading import dashboard, events, services
 from trading import serializers as s
 from trading.models import Bot, BotSymbolStats, Position, Trade
 from zerobot.lib.pagination import (
@@ -233,7 +233,11 @@ class BotViewSet(viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def _set_status(self, request: Request, new_status: str) -> Response:
-        bot = services.bot_set_status(bot=self.get_object(), status=new_status)
+        bot = self.get_object()
+        changed = bot.status != new_status
+        bot = services.bot_set_status(bot=bot, status=new_status)
+        if changed:  # live update (after commit). To move into bot_set_status (README, events)
+            events.publish_bot_status(bot=bot)
         open_positions = Position.objects.for_bot(bot.pk).open().count()
         return Response({"bot": self._row(bot), "open_positions": open_positions})
 
@@ -335,7 +339,22 @@ class PositionViewSet(viewsets.GenericViewSet):
         data = s.PositionCloseIn(data=request.data)
         data.is_valid(raise_exception=True)
         position = services.position_close_at_market(position=position, **data.validated_data)
+        _publish_close(position)
         return Response(self.get_queryset().filter(pk=position.pk).api_rows().first())
+
+
+def _publish_close(position: Position) -> None:
+    """Live updates of an API close: its fill, and the close if it was the last fill.
+
+    Published here because ``position_close`` does not return its trade; once the services
+    publish themselves (README, "Live events"), this goes. A retried order publishes its fill
+    again: the page ignores a trade id it already shows.
+    """
+    trade = Trade.objects.filter(position_id=position.pk).order_by("-executed_at", "-id").first()
+    if trade is not None:
+        events.publish_fill(trade=trade)
+    if position.status == Position.Status.CLOSED:
+        events.publish_position_closed(position=position, reason="manual")
 
 
 # --- Trades -------------------------------------------------------------------------------------

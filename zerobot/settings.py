@@ -431,3 +431,56 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# --- Web page and live updates (web/, trading/events.py) ----------------------------------------
+# The dashboard page at / (web/), its websocket /ws/events (Django Channels) and the event
+# publisher. One block, so the other settings stay as they were. README.md, "The dashboard page".
+INSTALLED_APPS.append("web")
+# Static files (the page's JS and CSS, uPlot, the admin's) are served by the application under any
+# server (WhiteNoise): from the apps' folders when WHITENOISE_USE_FINDERS (DEBUG and the tests),
+# else from STATIC_ROOT, filled by `manage.py collectstatic` (`make serve` runs it).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+)
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", DEBUG)
+WHITENOISE_AUTOREFRESH = DEBUG
+if WHITENOISE_USE_FINDERS:
+    import warnings
+
+    # Without collectstatic there is no STATIC_ROOT, and the finders serve everything.
+    warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:dashboard"
+LOGOUT_REDIRECT_URL = "web:login"
+# Channel layer: Redis when REDIS_URL is set (every process sees every event), else in process
+# memory (one server process: `make run`). `capacity` bounds what waits for one socket: a slow or
+# dead client loses its oldest messages, publishers never wait. No socket timeout: the layer's
+# receive blocks for up to 5 s by design; publishers do not share its connections anyway
+# (trading/events.py sends from its own thread).
+WS_CHANNEL_CAPACITY = env_int("WS_CHANNEL_CAPACITY", 200, minimum=10, maximum=100_000)
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": REDIS_CONNECT_TIMEOUT}],
+                "prefix": f"{CACHE_KEY_PREFIX}:asgi",
+                "capacity": WS_CHANNEL_CAPACITY,
+                "expiry": 60,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": WS_CHANNEL_CAPACITY, "expiry": 60},
+        }
+    }
+# Events waiting in a publishing process for its sender thread; beyond this they are dropped.
+EVENTS_QUEUE_SIZE = env_int("EVENTS_QUEUE_SIZE", 10_000, minimum=10, maximum=10_000_000)
+# A socket that takes longer than this to accept one message is dropped (its client reconnects
+# and refetches); a socket's login is re-checked this often (revoked sessions and tokens).
+WS_SEND_TIMEOUT_SECONDS = env_float("WS_SEND_TIMEOUT_SECONDS", 5.0, minimum=0.05, maximum=300)
+WS_REAUTH_SECONDS = env_float("WS_REAUTH_SECONDS", 60.0, minimum=1, maximum=86_400)

@@ -22,6 +22,8 @@ os.environ.setdefault("MONITORING_FLUSH_SECONDS", "0")
 os.environ.setdefault("DEBUG_TOOLBAR", "0")
 # The test client and the servers tests start speak plain HTTP (production redirects to HTTPS).
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+# The page's browser tests load its JS from the app folders (no collectstatic in the suite).
+os.environ.setdefault("WHITENOISE_USE_FINDERS", "1")
 
 from zerobot.settings import *  # noqa: F403
 

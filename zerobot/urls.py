@@ -19,6 +19,8 @@ urlpatterns = [
     # Before the admin's own: the same login, throttled (accounts.views.admin_login).
     path("admin/login/", admin_login, name="admin_login_throttled"),
     path("admin/", admin.site.urls),
+    # The dashboard page (/, /login/, /logout/); its websocket is routed in zerobot/asgi.py.
+    path("", include("web.urls")),
 ]
 
 # Django's last-resort answers: JSON in the API's one error shape under /api/ (zerobot.lib.api).

@@ -1,0 +1,266 @@
+"""Benchmark of the dashboard page as a person gets it (prints figures; asserts nothing).
+
+Starts its own uvicorn process (the production ASGI app, one worker) on a free port against
+DATABASE_URL/REDIS_URL, then measures:
+
+1. **Load**: navigation start to "every panel rendered" (the page's ``zb:panels-ready``
+   Performance API mark) in headless Chromium; *cold* = a new browser profile each time (empty
+   cache), *warm* = a reload in the same profile.
+2. **Event latency**: from the commit of an event (``trading/events.py`` stamps it) to its
+   arrival in the page's JavaScript, p50/p95.
+3. **Sockets**: N websocket clients of one user connected to the one server process; the
+   process's resident memory before and after, and the latency of events fanned out to all N.
+
+Needs Redis (events cross processes) and data (``seed_demo``): the demo user by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from trading import events
+from trading.models import Bot
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def _summary(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    return (
+        f"p50 {statistics.median(values):7.1f} ms  p95 {_percentile(values, 95):7.1f} ms  "
+        f"min {min(values):6.1f}  max {max(values):6.1f}  (n={len(values)})"
+    )
+
+
+class Command(BaseCommand):
+    help = "Dashboard page: load time (cold/warm), event latency, sockets per process."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--username", default="demo")
+        parser.add_argument("--password", default="zerobot-demo")
+        parser.add_argument("--loads", type=int, default=10, help="page loads, cold and warm each")
+        parser.add_argument("--events", type=int, default=100, help="events for the latency")
+        parser.add_argument("--sockets", type=int, default=1000)
+        parser.add_argument("--fanout-events", type=int, default=20)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if "django_redis" not in settings.CACHES["default"]["BACKEND"]:
+            raise CommandError("bench_page needs REDIS_URL: events go from here to the server.")
+        user = get_user_model().objects.filter(username=options["username"]).first()
+        if user is None or not Bot.objects.filter(owner=user).exists():
+            raise CommandError(f"No user {options['username']!r} with bots: run seed_demo first.")
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # N sockets need N descriptors
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = self._start_server(port)
+        try:
+            self.stdout.write(f"server: uvicorn pid {server.pid} on {base} (1 worker)")
+            self._browser(base, user, options)
+            self._sockets(base, server.pid, user, options["sockets"], options["fanout_events"])
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+    def _start_server(self, port: int) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "DEBUG": "0", "DEBUG_TOOLBAR": "0", "SILK_ENABLED": "0",
+            # The same key as this process: the sessions made here must be valid there.
+            "SECRET_KEY": settings.SECRET_KEY,
+            "WHITENOISE_USE_FINDERS": "1", "MONITORING_FLUSH_SECONDS": "0",
+            # Plain HTTP on loopback: no HTTPS redirect, cookies usable over http.
+            "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0",
+            "DB_POOL_MIN_SIZE": "2", "DB_POOL_MAX_SIZE": "20",
+        }  # fmt: skip
+        server = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+            [sys.executable, "-m", "uvicorn", "zerobot.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--lifespan", "off", "--ws", "websockets-sansio",
+             "--log-level", "warning", "--no-access-log", "--backlog", "4096"],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                return server
+            except OSError:
+                if server.poll() is not None:
+                    raise CommandError("uvicorn exited at start") from None
+                time.sleep(0.1)
+        server.kill()
+        raise CommandError("uvicorn did not start within 30 s")
+
+    # --- 1 and 2: in Chromium ---------------------------------------------------------------
+
+    def _browser(self, base: str, user: Any, options: dict[str, Any]) -> None:
+        from playwright.sync_api import sync_playwright
+
+        ready_js = "() => performance.getEntriesByName('zb:panels-ready')[0].startTime"
+        cold: list[float] = []
+        warm: list[float] = []
+        latencies: list[float] = []
+        bot = Bot.objects.filter(owner=user).order_by("id").first()  # before Playwright's loop
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                state = None
+                for _ in range(options["loads"]):
+                    context = browser.new_context(storage_state=state)  # cookies only: cold cache
+                    page = context.new_page()
+                    page.set_viewport_size({"width": 1400, "height": 900})
+                    if state is None:
+                        page.goto(f"{base}/login/")
+                        page.fill("#id_username", options["username"])
+                        page.fill("#id_password", options["password"])
+                        page.click("button[type=submit]")
+                        page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+                        state = context.storage_state()
+                        context.close()
+                        context = browser.new_context(storage_state=state)
+                        page = context.new_page()
+                        page.set_viewport_size({"width": 1400, "height": 900})
+                    page.goto(f"{base}/")
+                    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+                    cold.append(page.evaluate(ready_js))
+                    page.reload()
+                    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+                    warm.append(page.evaluate(ready_js))
+                    context.close()
+                # Event latency: one open page, events published from this process.
+                context = browser.new_context(storage_state=state)
+                page = context.new_page()
+                page.goto(f"{base}/")
+                page.wait_for_selector("#live-status[data-state='live']", timeout=30_000)
+
+                def publish() -> None:  # a plain thread: Playwright's loop runs in this one
+                    for i in range(options["events"]):
+                        events.publish_cycle_error(
+                            owner_id=user.pk, bot_id=bot.pk, message=f"bench {i}",
+                            at=timezone.now(),
+                        )  # fmt: skip
+                        time.sleep(0.05)
+                    events.outbox.flush(10)
+
+                publisher = threading.Thread(target=publish)
+                publisher.start()
+                while publisher.is_alive():
+                    page.wait_for_timeout(100)
+                page.wait_for_function(
+                    f"() => window.zbLive.received.filter(e => e.type === 'cycle_error').length >= {options['events']}",
+                    timeout=30_000,
+                )
+                received = page.evaluate("window.zbLive.received")
+                latencies = [
+                    (e["received"] - e["at"]) * 1000 for e in received if e["type"] == "cycle_error"
+                ]
+                context.close()
+            finally:
+                browser.close()
+        self.stdout.write("\n1. Load, navigation start -> every panel rendered (Performance API):")
+        self.stdout.write(f"   cold (empty cache): {_summary(cold)}")
+        self.stdout.write(f"   warm (reload):      {_summary(warm)}")
+        self.stdout.write("\n2. Event latency, commit -> page JavaScript (one page):")
+        self.stdout.write(f"   {_summary(latencies)}")
+
+    # --- 3: many sockets on one process -----------------------------------------------------
+
+    def _sockets(self, base: str, pid: int, user: Any, count: int, fanout: int) -> None:
+        from django.test import Client
+
+        client = Client()
+        client.force_login(user)
+        cookie = (
+            f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+        )
+        rss_before = _rss_mib(pid)
+        result = asyncio.run(self._fan_out(base, cookie, count, fanout, user.pk, pid))
+        connected, latencies, rss_after, seconds = result
+        self.stdout.write(f"\n3. {connected} sockets of one user on one server process:")
+        self.stdout.write(f"   connected in {seconds:.1f} s")
+        self.stdout.write(
+            f"   server RSS {rss_before:.1f} MiB before, {rss_after:.1f} MiB with them: "
+            f"{(rss_after - rss_before) * 1024 / max(1, connected):.1f} KiB per socket"
+        )
+        self.stdout.write(
+            f"   {fanout} events x {connected} sockets, commit -> client: {_summary(latencies)}"
+        )
+
+    async def _fan_out(
+        self, base: str, cookie: str, count: int, fanout: int, user_id: int, pid: int
+    ) -> tuple[int, list[float], float, float]:
+        import orjson
+        from asgiref.sync import sync_to_async
+        from websockets.asyncio.client import connect
+
+        url = base.replace("http://", "ws://") + "/ws/events"
+        latencies: list[float] = []
+        sockets = []
+        started = time.monotonic()
+
+        async def open_one() -> Any:
+            ws = await connect(url, origin=base, additional_headers={"Cookie": cookie},
+                               open_timeout=60, ping_interval=None)  # fmt: skip
+            hello = orjson.loads(await ws.recv())
+            assert hello["type"] == "hello", hello
+            return ws
+
+        for start in range(0, count, 100):  # in waves: a 2-core server accepts ~100 at a time
+            sockets += await asyncio.gather(*(open_one() for _ in range(min(100, count - start))))
+        seconds = time.monotonic() - started
+        await asyncio.sleep(1)
+        rss_after = _rss_mib(pid)
+
+        async def read(ws: Any) -> None:
+            for _ in range(fanout):
+                message = orjson.loads(await ws.recv())
+                latencies.append((time.time() - message["at"]) * 1000)
+
+        readers = [asyncio.create_task(read(ws)) for ws in sockets]
+        for i in range(fanout):
+            await sync_to_async(events.publish)(
+                user_id, events.CYCLE_ERROR, {"bot": 0, "message": f"fan-out {i}"}
+            )
+            await asyncio.sleep(0.25)
+        await asyncio.wait_for(asyncio.gather(*readers), 120)
+        await asyncio.gather(*(ws.close() for ws in sockets))
+        return len(sockets), latencies, rss_after, seconds

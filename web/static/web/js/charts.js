@@ -1,0 +1,157 @@
+// uPlot charts (web/static/web/vendor/uplot, loaded as a classic script before this module).
+// Values become numbers here only to be placed on the canvas; the figures shown come from decimal.js.
+
+const UP = "#137333";
+const DOWN = "#b3261e";
+
+function compact(value) {
+  const magnitude = Math.abs(value);
+  if (magnitude >= 1e6) return (value / 1e6).toFixed(2) + "M";
+  if (magnitude >= 1e4) return (value / 1e3).toFixed(1) + "k";
+  if (magnitude >= 100) return value.toFixed(0);
+  if (magnitude >= 1) return value.toFixed(2);
+  return value.toPrecision(3);
+}
+
+const seconds = (iso) => Date.parse(iso) / 1000;
+
+function width(el) {
+  return Math.max(280, Math.floor(el.getBoundingClientRect().width || el.clientWidth || 600));
+}
+
+function resizeWith(el, getPlot, height) {
+  const observer = new ResizeObserver(() => {
+    const plot = getPlot();
+    if (plot) plot.setSize({ width: width(el), height });
+  });
+  observer.observe(el);
+}
+
+export function equityChart(el) {
+  const height = 240;
+  let plot = null;
+  resizeWith(el, () => plot, height);
+  return {
+    render(points) {
+      const data = [points.map((p) => seconds(p.t)), points.map((p) => Number(p.equity))];
+      if (plot) {
+        plot.setData(data);
+        return;
+      }
+      plot = new window.uPlot(
+        {
+          width: width(el),
+          height,
+          series: [
+            {},
+            { label: "Equity", stroke: "#1f6feb", width: 1.5, fill: "rgba(31,111,235,0.08)",
+              value: (u, v) => (v === null ? "–" : v.toFixed(2)) },
+          ],
+          axes: [{}, { size: 64, values: (u, values) => values.map(compact) }],
+          cursor: { drag: { x: true, y: false } },
+        },
+        data,
+        el,
+      );
+    },
+  };
+}
+
+function candlesPlugin(source) {
+  return {
+    hooks: {
+      draw: [
+        (u) => {
+          const { open, high, low, close } = source();
+          const times = u.data[0];
+          if (!times.length) return;
+          const [first, last] = u.series[0].idxs || [0, times.length - 1];
+          const ctx = u.ctx;
+          const column = u.bbox.width / Math.max(1, last - first + 1);
+          const body = Math.max(1, Math.min(14 * devicePixelRatio, column * 0.7));
+          ctx.save();
+          ctx.beginPath();
+          ctx.rect(u.bbox.left, u.bbox.top, u.bbox.width, u.bbox.height);
+          ctx.clip();
+          ctx.lineWidth = Math.max(1, devicePixelRatio);
+          for (let i = first; i <= last; i++) {
+            const x = Math.round(u.valToPos(times[i], "x", true));
+            const yOpen = u.valToPos(open[i], "y", true);
+            const yClose = u.valToPos(close[i], "y", true);
+            const color = close[i] >= open[i] ? UP : DOWN;
+            ctx.strokeStyle = color;
+            ctx.fillStyle = color;
+            ctx.beginPath();
+            ctx.moveTo(x, u.valToPos(high[i], "y", true));
+            ctx.lineTo(x, u.valToPos(low[i], "y", true));
+            ctx.stroke();
+            ctx.fillRect(x - body / 2, Math.min(yOpen, yClose), body, Math.max(1, Math.abs(yClose - yOpen)));
+          }
+          ctx.restore();
+        },
+      ],
+    },
+  };
+}
+
+// candles: [[iso, open, high, low, close, volume], ...]; indicator: {time: [...], values: [...]};
+// fills: trade rows. Fills are placed on the candle that contains them.
+export function candleChart(el) {
+  const height = 320;
+  let plot = null;
+  let ohlc = { open: [], high: [], low: [], close: [] };
+  resizeWith(el, () => plot, height);
+  return {
+    render({ candles, indicator, indicatorLabel, fills, timeframeSeconds }) {
+      const times = candles.map((c) => seconds(c[0]));
+      ohlc = {
+        open: candles.map((c) => Number(c[1])),
+        high: candles.map((c) => Number(c[2])),
+        low: candles.map((c) => Number(c[3])),
+        close: candles.map((c) => Number(c[4])),
+      };
+      const index = new Map(times.map((t, i) => [t, i]));
+      const line = times.map(() => null);
+      (indicator.time || []).forEach((iso, k) => {
+        const i = index.get(seconds(iso));
+        if (i !== undefined) line[i] = indicator.values[k];
+      });
+      const buys = times.map(() => null);
+      const sells = times.map(() => null);
+      let placed = 0;
+      for (const fill of fills) {
+        const t = seconds(fill.executed_at);
+        const i = index.get(Math.floor(t / timeframeSeconds) * timeframeSeconds);
+        if (i === undefined) continue;
+        (fill.side === "buy" ? buys : sells)[i] = Number(fill.price);
+        placed += 1;
+      }
+      const lows = ohlc.low.filter(Number.isFinite);
+      const highs = ohlc.high.filter(Number.isFinite);
+      const lo = lows.length ? Math.min(...lows) : 0;
+      const hi = highs.length ? Math.max(...highs) : 1;
+      const pad = (hi - lo) * 0.05 || 1;
+      const data = [times, ohlc.close, line, buys, sells];
+      if (plot) plot.destroy();
+      plot = new window.uPlot(
+        {
+          width: width(el),
+          height,
+          scales: { y: { range: () => [lo - pad, hi + pad] } },
+          series: [
+            {},
+            { label: "Close", stroke: "transparent", points: { show: false } },
+            { label: indicatorLabel, stroke: "#8250df", width: 1.5, spanGaps: true },
+            { label: "Buy fills", stroke: UP, fill: UP, paths: () => null, points: { show: true, size: 9, fill: UP } },
+            { label: "Sell fills", stroke: DOWN, fill: DOWN, paths: () => null, points: { show: true, size: 9, fill: DOWN } },
+          ],
+          axes: [{}, { size: 64, values: (u, values) => values.map(compact) }],
+          plugins: [candlesPlugin(() => ohlc)],
+        },
+        data,
+        el,
+      );
+      return { candles: times.length, fills: placed };
+    },
+  };
+}

@@ -1,0 +1,192 @@
+"""The dashboard in a real headless Chromium (Debian's /usr/bin/chromium via Playwright), served by
+uvicorn with the Redis channel layer, under the strict Content-Security-Policy the project serves.
+
+Fails, never skips, when Chromium is missing (`make chromium`). Screenshots: artifacts/dashboard.png
+and artifacts/dashboard-phone.png (gitignored).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from monitoring.tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from trading import events, seed, services
+from trading.models import Bot, Position
+
+# What the project's security settings send (no inline script, websockets to 'self' only).
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+WATCH_CSP = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective));
+"""
+TIMEOUT = 15_000
+# Documents fulfilled by the CSP route below carry no address-space information, and Chromium's
+# Local Network Access checks then refuse their websocket to 127.0.0.1; that check is about
+# public sites reaching a private network, which is not what this test is about.
+ARGS = [*CHROMIUM_ARGS, "--disable-features=LocalNetworkAccessChecks"]
+
+
+def _new_page(context: Any, width: int = 1400) -> Any:
+    page = context.new_page()
+    page.set_viewport_size({"width": width, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors
+    return page
+
+
+def _ready(page: Any, live: bool = True) -> None:
+    page.wait_for_selector("body[data-ready='1']", timeout=TIMEOUT)
+    if live:
+        page.wait_for_selector("#live-status[data-state='live']", timeout=TIMEOUT)
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_the_dashboard_renders_and_updates_live_in_chromium(
+    asgi_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Playwright's sync API keeps an event loop in this thread; our ORM calls here are plain
+    # blocking calls of this thread, which is what Django's async guard is about.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make chromium`."
+    from playwright.sync_api import sync_playwright
+
+    seed.seed(seed.PROFILES["small"])
+    demo = Bot.objects.filter(owner__username=seed.DEMO_USERNAME)
+    owner_id = demo.first().owner_id
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            context = browser.new_context()
+            context.add_init_script(WATCH_CSP)
+
+            def with_csp(route: Any) -> None:
+                response = route.fetch(max_redirects=0)
+                route.fulfill(response=response,
+                              headers={**response.headers, "content-security-policy": CSP})  # fmt: skip
+
+            context.route(re.compile(r"^[^?]*/(login/)?(\?.*)?$"), with_csp)
+
+            # Log in through the form; every panel renders with the demo data.
+            a = _new_page(context)
+            a.goto(f"{asgi_server}/")
+            assert "/login/" in a.url
+            a.fill("#id_username", seed.DEMO_USERNAME)
+            a.fill("#id_password", seed.DEMO_PASSWORD)
+            a.click("button[type=submit]")
+            _ready(a)
+            assert a.locator("#stats > div").count() == 10
+            assert a.locator("#bots tbody tr").count() == demo.count() == 3
+            assert a.locator("#equity-chart canvas").count() == 1
+            open_positions = Position.objects.filter(owner_id=owner_id, status="open").count()
+            assert a.locator("#positions tbody tr").count() == min(100, open_positions)
+            assert a.locator("#trades tbody tr").count() == 50
+            assert a.locator("#perf-bots tbody tr").count() == 3
+            assert a.locator("#perf-symbols tbody tr").count() >= 1
+            assert a.locator("#candle-chart canvas").count() == 1
+            assert "fill(s)" in a.locator("#candle-summary").inner_text()
+
+            # A second tab of the same user: what it shows next can only come from the socket
+            # (a live page does not poll).
+            b = _new_page(context)
+            b.goto(f"{asgi_server}/")
+            _ready(b)
+
+            # Start a bot on tab A: tab B sees the new status pushed.
+            stopped = demo.exclude(status=Bot.Status.ACTIVE).order_by("id").first()
+            a.click(f"tr[data-bot='{stopped.pk}'] button[data-action='start']")
+            b.wait_for_selector(f"tr[data-bot='{stopped.pk}'] .badge.active", timeout=TIMEOUT)
+            assert "is now active" in b.locator("#activity").inner_text()
+
+            # Close a position through the API (from tab A): tab B gets the fill and the close.
+            position = Position.objects.filter(owner_id=owner_id, status="open").order_by("-opened_at", "-id").first()  # fmt: skip
+            status = a.evaluate(
+                """async (id) => (await fetch(`/api/positions/${id}/close/`, {method: 'POST',
+                   headers: {'Content-Type': 'application/json', 'X-CSRFToken':
+                   document.querySelector('meta[name=csrf-token]').content}, body: '{}'})).status""",
+                position.pk,
+            )
+            assert status == 200
+            fill = position.trades.order_by("-id").first()
+            b.wait_for_selector(f"#trades tbody tr[data-trade='{fill.pk}']", timeout=TIMEOUT)
+            assert b.locator("#trades tbody tr").first.get_attribute("data-trade") == str(fill.pk)
+            b.wait_for_selector(
+                f"tr[data-position='{position.pk}']", state="detached", timeout=TIMEOUT
+            )
+            assert "(manual)" in b.locator("#activity").inner_text()
+
+            # A price mark (as the engine will publish): the unrealized PnL follows it.
+            held = Position.objects.filter(owner_id=owner_id, status="open").order_by("-opened_at", "-id").first()  # fmt: skip
+            mark = (held.current_price * Decimal("1.1")).quantize(Decimal("0.01"))
+            row = f"tr[data-position='{held.pk}']"
+            before = b.locator(f"{row} .mark").inner_text()
+            events.publish_price_mark(
+                owner_id=owner_id, symbol=held.symbol, price=mark, at=timezone.now()
+            )
+            b.wait_for_function(
+                "([row, old]) => document.querySelector(row + ' .mark').textContent !== old",
+                arg=[row, before],
+                timeout=TIMEOUT,
+            )
+            sign = 1 if held.side == "long" else -1
+            expected = (mark - held.entry_price) * held.open_quantity * sign
+            shown = b.locator(f"{row} .pnl").inner_text().replace(",", "").replace("+", "")
+            assert Decimal(shown) == expected.quantize(Decimal("0.01"))
+
+            # Keyset infinite scroll: older trades load when the list is scrolled to its end.
+            b.locator("#trades-scroll").evaluate("el => el.scrollTo(0, el.scrollHeight)")
+            b.wait_for_function(
+                "() => document.querySelectorAll('#trades tbody tr').length > 51", timeout=TIMEOUT
+            )
+            ids = b.eval_on_selector_all(
+                "#trades tbody tr", "rows => rows.map(r => r.dataset.trade)"
+            )
+            assert len(ids) == len(set(ids))
+
+            # Without a socket the page polls, and says so.
+            c = _new_page(context)
+            c.route_web_socket(re.compile(r"/ws/events$"), lambda ws: ws.close(code=1011))
+            c.goto(f"{asgi_server}/")
+            _ready(c, live=False)
+            c.wait_for_selector("#live-status[data-state='polling']", timeout=TIMEOUT)
+            stopped.refresh_from_db()  # started from tab A
+            services.bot_set_status(bot=stopped, status=Bot.Status.PAUSED)  # no event: polled
+            c.wait_for_selector(f"tr[data-bot='{stopped.pk}'] .badge.paused", timeout=TIMEOUT)
+            assert c.evaluate("window.__csp") == [] and c.errors == []
+            c.close()
+
+            a.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            a.set_viewport_size({"width": 390, "height": 844})
+            a.wait_for_timeout(300)  # charts follow their container's width
+            assert a.evaluate("document.documentElement.scrollWidth") <= 390
+            a.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+
+            for page in (a, b):
+                assert page.evaluate("window.__csp") == [], "the page broke the CSP"
+                assert page.errors == []
+            a.click("text=Log out")
+            a.wait_for_url(re.compile(r"/login/$"), timeout=TIMEOUT)
+            # Let the last requests finish: a request cut off by the browser closing keeps its
+            # thread's database connection out of the pool (Django's ASGI handler).
+            b.wait_for_load_state("networkidle")
+            b.close()
+        finally:
+            # Inside Playwright's loop the ORM used a connection of its own context (asgiref's
+            # Local): give it back here, or it stays out of the pool and open.
+            connection.close()
+            browser.close()
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 20_000

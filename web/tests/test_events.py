@@ -1,0 +1,211 @@
+"""The publisher (trading/events.py): after commit only, never failing or blocking its caller."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from rest_framework.test import APIClient
+
+from trading import events, services
+from trading.tests.factories import make_bot
+
+BTC = "BTC/USDT"
+
+
+@pytest.fixture
+def fresh_outbox(monkeypatch: pytest.MonkeyPatch) -> events._Outbox:
+    """An outbox of its own (own queue, own sender thread), so counters start at zero."""
+    box = events._Outbox()
+    monkeypatch.setattr(events, "outbox", box)
+    return box
+
+
+def _open(bot: Any, price: str = "50000") -> Any:
+    return services.position_open(
+        bot=bot, symbol=BTC, side="long", quantity="0.1", price=price,
+        client_order_id=f"open-{time.monotonic_ns()}",
+    )  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_leaves_only_after_commit_and_never_after_rollback(fresh_outbox: Any) -> None:
+    with transaction.atomic():
+        events.publish(1, events.FILL, {"id": 1})
+        assert fresh_outbox.queued == 0  # still inside the transaction
+    assert fresh_outbox.queued == 1
+    with pytest.raises(RuntimeError), transaction.atomic():
+        events.publish(1, events.FILL, {"id": 2})
+        raise RuntimeError("the trade failed")
+    assert fresh_outbox.queued == 1
+    events.publish(1, events.FILL, {"id": 3})  # outside a transaction: at once
+    assert fresh_outbox.queued == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bad_call_is_logged_not_raised(fresh_outbox: Any, caplog: Any) -> None:
+    events.publish(1, "no_such_event", {"id": 1})
+    events.publish(1, events.FILL, {"id": object()})
+    events.publish(1, events.PRICE_MARK, {"price": "1"})  # a mark names its symbol
+    assert fresh_outbox.queued == 0
+    assert caplog.text.count("event not published") == 3
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_fill_payload_is_the_api_row() -> None:
+    """Same keys and the same exact strings as GET /api/trades/{id}: the page shows either."""
+    bot = make_bot()
+    position = _open(bot)
+    trade = position.trades.get()
+    layer = get_channel_layer()
+
+    async def listen() -> dict[str, Any]:
+        channel = await layer.new_channel()
+        await layer.group_add(events.user_group(bot.owner_id), channel)
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(events.publish_fill)(trade=trade)
+        return orjson.loads((await layer.receive(channel))["text"])
+
+    message = async_to_sync(listen)()
+    api = APIClient()
+    api.force_authenticate(bot.owner)
+    assert message["type"] == "fill"
+    assert message["data"] == api.get(f"/api/trades/{trade.pk}/").json()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_down_a_close_through_the_api_still_succeeds(
+    fresh_outbox: Any, settings: Any
+) -> None:
+    dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                    "CONFIG": {"hosts": [{"address": dead, "socket_connect_timeout": 0.2}]}},
+    }  # fmt: skip
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache", "LOCATION": dead,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2,
+                        "IGNORE_EXCEPTIONS": True},
+        }
+    }  # fmt: skip
+    bot = make_bot()
+    position = _open(bot)
+    api = APIClient()
+    api.force_authenticate(bot.owner)
+    response = api.post(f"/api/positions/{position.pk}/close/", {}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "closed"
+    assert fresh_outbox.flush(10)
+    assert fresh_outbox.queued == 2  # the fill and the close
+    assert fresh_outbox.sent == 0
+    assert fresh_outbox.failed >= 2  # sequence numbers and sends, logged, not raised
+
+
+def _silent_server() -> tuple[socket.socket, int]:
+    """A TCP server that accepts and never answers: a hung Redis."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hung_redis_never_blocks_publishers_the_queue_drops(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    server, port = _silent_server()
+    hung = f"redis://127.0.0.1:{port}/0"
+    settings.EVENTS_QUEUE_SIZE = 20
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                    "CONFIG": {"hosts": [{"address": hung}]}},
+    }  # fmt: skip
+    box = events._Outbox()
+    monkeypatch.setattr(events, "outbox", box)
+    try:
+        for i in range(200):
+            events.publish(1, events.FILL, {"id": i})  # returns at once every time
+        # The sender is stuck on its first batch; the queue holds 20; the rest were dropped.
+        assert box.queued + box.dropped == 200
+        assert box.dropped > 0
+        assert box.sent == 0
+    finally:
+        server.close()
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_price_marks_are_coalesced_to_one_per_second_latest_price_wins(
+    fresh_outbox: Any,
+) -> None:
+    layer = get_channel_layer()
+    prices = [Decimal(60_000 + i) for i in range(30)]
+
+    async def listen() -> tuple[list[dict[str, Any]], float]:
+        from asgiref.sync import sync_to_async
+
+        channel = await layer.new_channel()
+        await layer.group_add(events.user_group(5), channel)
+        started = time.monotonic()
+
+        def publish_all() -> None:
+            for price in prices:
+                events.publish_price_mark(owner_id=5, symbol=BTC, price=price, at=None)
+
+        await sync_to_async(publish_all)()
+        elapsed = time.monotonic() - started
+        import asyncio
+
+        # The first mark at once, then the latest when its second ends; then nothing.
+        got = [orjson.loads((await asyncio.wait_for(layer.receive(channel), 3))["text"])]
+        got.append(orjson.loads((await asyncio.wait_for(layer.receive(channel), 3))["text"]))
+        try:
+            extra = await asyncio.wait_for(layer.receive(channel), 1.2)
+            got.append(orjson.loads(extra["text"]))
+        except TimeoutError:
+            pass
+        return got, elapsed
+
+    got, elapsed = async_to_sync(listen)()
+    assert [m["type"] for m in got] == ["price_mark"] * len(got)
+    # The first mark at once; the others coalesced into the latest, sent when the second ends.
+    assert got[0]["data"]["price"] == str(prices[0])
+    assert got[-1]["data"]["price"] == str(prices[-1])
+    assert len(got) <= 2 + int(elapsed)  # at most one per started second
+    assert fresh_outbox.coalesced >= len(prices) - len(got) - 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_redis_sequences_are_per_process_and_per_user(settings: Any) -> None:
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    before = events.current_seq(41)
+    assert events._next_seqs([41, 41, 42]) == [before + 1, before + 2, events.current_seq(42)]
+    assert events.current_seq(41) == before + 2
+
+
+def test_user_groups_are_per_user() -> None:
+    assert events.user_group(7) == "user.7"
+    assert events.user_group(7) != events.user_group(77)
