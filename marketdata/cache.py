@@ -907,7 +907,7 @@ class MarketCache:
         try:
             self.store.set_forever(tokens)
         except StoreUnavailable:
-            logger.warning("market cache: invalidation of %d scope(s) not stored", len(tokens))
+            logger.debug("market cache: invalidation of %d scope(s) not stored", len(tokens))
 
     def invalidate_all(self) -> None:
         """A new epoch: every market data and indicator value is unreachable."""
@@ -917,7 +917,7 @@ class MarketCache:
         try:
             self.store.set_forever({EPOCH: token})
         except StoreUnavailable:
-            logger.warning("market cache: new epoch not stored")
+            logger.debug("market cache: new epoch not stored")
 
 
 def _token(raw: Any) -> int | None:

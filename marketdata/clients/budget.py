@@ -47,7 +47,7 @@ return until_ms
 class RequestBudget:
     def __init__(self, exchange_id: str, interval_ms: float, *, shared: bool = True) -> None:
         self.exchange_id = exchange_id
-        self.interval_ms = max(float(interval_ms), 1.0)
+        self.interval_ms = max(float(interval_ms), 0.0)
         self.shared = shared
         self.name = f"md:budget:{exchange_id}:{socket.gethostname()}"
         self._lock = threading.Lock()

@@ -137,7 +137,7 @@ class CcxtClient(MarketDataClient):
         exchange: Any | None = None,
         retries: int = 3,
         sleep: Callable[[float], None] = time.sleep,
-        shared_budget: bool = True,
+        budget: RequestBudget | None = None,
     ) -> None:
         if exchange is None:
             factory = getattr(ccxt, exchange_id, None) if exchange_id in ccxt.exchanges else None
@@ -155,7 +155,7 @@ class CcxtClient(MarketDataClient):
         if self._session is not None:
             exchange.session = self._session
         interval = float(getattr(exchange, "rateLimit", 100) or 100)
-        self.budget = RequestBudget(exchange_id, interval, shared=shared_budget)
+        self.budget = budget if budget is not None else RequestBudget(exchange_id, interval)
         self._markets_lock = threading.Lock()
         self._markets: dict[str, Any] | None = None
         self._markets_folded: dict[str, str] = {}
