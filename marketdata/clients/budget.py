@@ -66,18 +66,15 @@ class RequestBudget:
         ``max_wait`` (nothing reserved then)."""
         from marketdata.cache import StoreUnavailable
 
-        store = self._store()
-        if store is not None:
-            try:
-                slot, now = store._call(
-                    lambda: store.redis.eval(
-                        _RESERVE, 1, store.key(self.name), self.interval_ms, int(max_wait * 1000)
-                    )
-                )
-            except StoreUnavailable:
-                pass  # the local budget below (the outage is logged once by the store)
-            else:
-                return None if slot < 0 else (int(slot) - int(now)) / 1000
+        try:
+            reserved = self.reserve_shared(max_wait)
+        except StoreUnavailable:
+            reserved = False  # the local budget below (the outage is logged once by the store)
+        if reserved is None:
+            return None
+        if reserved:
+            slot, now = reserved
+            return (slot - now) / 1000
         interval = self.interval_ms / 1000 * settings.WEB_CONCURRENCY
         with self._lock:
             now = time.monotonic()
@@ -86,6 +83,19 @@ class RequestBudget:
                 return None
             self._local_next = slot + interval
             return slot - now
+
+    def reserve_shared(self, max_wait: float) -> tuple[int, int] | None | bool:
+        """The host-wide slot: ``(slot, now)`` in Redis milliseconds, None if further than
+        ``max_wait``, False when there is no Redis to share through."""
+        store = self._store()
+        if store is None:
+            return False
+        slot, now = store._call(
+            lambda: store.redis.eval(
+                _RESERVE, 1, store.key(self.name), self.interval_ms, int(max_wait * 1000)
+            )
+        )
+        return None if int(slot) < 0 else (int(slot), int(now))
 
     def pause(self, seconds: float) -> None:
         """No request from this host before ``seconds`` from now (the venue asked us to wait)."""
