@@ -48,6 +48,9 @@ class FakeExchange:
         self.markets = {symbol: {"symbol": symbol, **kind} for symbol, kind in listed.items()}
         self.calls: list[tuple] = []
         self.failures: list[Exception] = []
+        self.offsets: dict[str, int] = {}  # ms: {"1d": 16 * 3_600_000} = daily candles at 16:00
+        self.history_start_ms: int | None = None  # no candle opens before this
+        self.missing: set[int] = set()  # open times (ms) the venue has no candle for
 
     def _maybe_fail(self) -> None:
         if self.failures:
@@ -78,10 +81,18 @@ class FakeExchange:
         step = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}[timeframe]
         step *= 1000
         count = min(limit or self.page_limit, self.page_limit)
-        current = self.now_ms // step * step  # the forming candle
-        first = current - (count - 1) * step if since is None else -(-since // step) * step
+        offset = self.offsets.get(timeframe, 0)
+        current = (self.now_ms - offset) // step * step + offset  # the forming candle
+        if since is None:
+            first = current - (count - 1) * step
+        else:
+            first = -(-(since - offset) // step) * step + offset
+        if self.history_start_ms is not None:
+            first = max(first, -(-(self.history_start_ms - offset) // step) * step + offset)
         rows = []
         for ts in range(first, min(current, first + (count - 1) * step) + 1, step):
+            if ts in self.missing:
+                continue
             o, c = self.price(ts), self.price(ts + step)
             rows.append([ts, o, max(o, c) + 0.5, min(o, c) - 0.5, c, 12.5])
         return rows

@@ -324,13 +324,13 @@ def test_one_call_never_outlives_its_deadline(now: datetime) -> None:
     exchange = FakeExchange(now=now)
     slept: list[float] = []
     client = CcxtClient(exchange_id="fakex", exchange=exchange, sleep=slept.append, retries=50,
-                        deadline_ms=1_000, budget=no_budget())  # fmt: skip
+                        deadline_ms=10_000, budget=no_budget())  # fmt: skip
     exchange.failures += [ccxt.NetworkError("reset")] * 60
     with pytest.raises(ExchangeUnavailable):
         client.fetch_ticker(symbol="BTC/USDT")
-    # Back-off doubles from 0.1 s; no retry is started that would end past the 1 s deadline
-    # (0.8 s more would leave less than the 0.2 s an attempt needs).
-    assert slept == [0.1, 0.2, 0.4]
+    # Back-off doubles from 0.1 s (recorded, not slept); no retry is started that would end past
+    # the 10 s deadline: 12.8 s more would.
+    assert slept == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4]
 
 
 def test_a_real_binance_client_honours_retry_after(now: datetime, sleeps: list[float]) -> None:
