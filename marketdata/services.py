@@ -173,26 +173,31 @@ def candles_ingest(
 
     The candles are cleaned first (``clean_candles``: duplicates, alignment, still forming).
     One INSERT ... ON CONFLICT DO UPDATE per 1,000 candles (unchanged rows are not rewritten). If
-    any row changed, the series' cached OHLCV and indicators are invalidated once the
-    transaction commits.
+    a row among the newest ``WINDOW`` candle slots changed, the series' cached OHLCV and
+    indicators are invalidated once the transaction commits. Older history (a backfill) does
+    not invalidate: it changes no window, and indicators only beyond their convergence
+    tolerance (they are recomputed at the next candle close anyway).
     """
     symbol = _symbol(symbol)
     timeframe = _timeframe(timeframe)
     now = now or timeframes.utcnow()
     rows = clean_candles(candles, timeframe=timeframe, now=now, label=f"{exchange} {symbol}")
-    changed = 0
+    changed: list[datetime] = []
     for offset in range(0, len(rows), INGEST_BATCH):
         changed += _upsert_candles(
             exchange, symbol, timeframe, rows[offset : offset + INGEST_BATCH]
         )
-    if changed:
+    horizon = now - WINDOW * timeframes.timeframe_delta(timeframe)
+    if any(t >= horizon for t in changed):
         transaction.on_commit(
             lambda: series_invalidate(exchange=exchange, symbol=symbol, timeframe=timeframe)
         )
-    return changed
+    return len(changed)
 
 
-def _upsert_candles(exchange: str, symbol: str, timeframe: str, rows: Sequence[CandleData]) -> int:
+def _upsert_candles(
+    exchange: str, symbol: str, timeframe: str, rows: Sequence[CandleData]
+) -> list[datetime]:
     table = Candle._meta.db_table
     adapt = connection.ops.adapt_datetimefield_value
     values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
@@ -212,11 +217,11 @@ def _upsert_candles(exchange: str, symbol: str, timeframe: str, rows: Sequence[C
             WHERE {table}.open <> excluded.open OR {table}.high <> excluded.high
                OR {table}.low <> excluded.low OR {table}.close <> excluded.close
                OR {table}.volume <> excluded.volume
-            RETURNING 1
+            RETURNING open_time
             """,
             params,
         )
-        return len(cursor.fetchall())
+        return [row[0] for row in cursor.fetchall()]
 
 
 def funding_rates_ingest(*, exchange: str, rates: Iterable[FundingRateData]) -> int:

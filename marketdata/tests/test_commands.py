@@ -68,7 +68,8 @@ def test_refresh_market_data(now: datetime) -> None:
 def test_cache_stats_shows_hit_rates_keys_and_memory(now: datetime) -> None:
     store_candles(limit=50)
     market_cache.reset_stats()
-    # Per namespace 1 miss + 2 hits; market has one more hit: the indicator's candles.
+    # OHLCV: 1 miss + 2 hits, plus the candle window its miss read (1 miss); the indicator
+    # window: 1 miss + 2 hits (it reads its candles from PostgreSQL).
     for _ in range(3):
         services.ohlcv_get(symbol="BTC/USDT", timeframe="1h", limit=50)
         services.indicators_get(
@@ -80,7 +81,7 @@ def test_cache_stats_shows_hit_rates_keys_and_memory(now: datetime) -> None:
     out = run("cache_stats", "--reset")
     lines = {line.split()[0]: line.split() for line in out.splitlines()}
     # namespace, hits, misses, hit rate, computed, keys, memory (value unit)
-    assert lines["market"][1:6] == ["3", "1", "75.0%", "1", "1"]
+    assert lines["market"][1:6] == ["2", "2", "50.0%", "2", "2"]
     assert lines["indicators"][1:6] == ["2", "1", "66.7%", "1", "1"]
     assert lines["market"][7] in ("B", "kB")
     assert "Redis used memory" in out
@@ -95,8 +96,8 @@ def test_bench_market_cache_reports_hit_rate_and_computations() -> None:
               "--seconds", "0.5", "--limit", "50", "--indicators", "rsi,macd")  # fmt: skip
     assert "8 bots in 1 process(es) x 2 symbols x 1 timeframes (1h), limit 50" in out
     assert "hit rate" in out
-    # 2 series x (1 OHLCV + 2 indicators) = 6 keys, each computed once despite 8 bots.
-    assert "computations 6 for 6 keys: per key per TTL window mean 1.00, max 1" in out
+    # 2 series x (window + OHLCV + 2 indicators) = 8 keys, each computed once despite 8 bots.
+    assert "computations 8 for 8 keys: per key per value lifetime mean 1.00, max 1" in out
 
 
 @pytest.mark.django_db(transaction=True)
@@ -110,4 +111,4 @@ def test_bench_across_processes_still_computes_each_key_once(
     out = run("bench_market_cache", "--bots", "6", "--processes", "3", "--symbols", "2",
               "--timeframes", "1h", "--seconds", "0.5", "--limit", "50", "--indicators", "rsi,macd")  # fmt: skip
     assert "6 bots in 3 process(es)" in out
-    assert "computations 6 for 6 keys: per key per TTL window mean 1.00, max 1" in out
+    assert "computations 8 for 8 keys: per key per value lifetime mean 1.00, max 1" in out

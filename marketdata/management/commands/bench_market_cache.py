@@ -8,8 +8,8 @@ in-process coordination, is what keeps a key from being computed twice. Candles 
 and the cache starts empty (a new epoch) unless ``--warm``.
 
 Prints the hit rate per namespace (a read is a hit when its lookup found the value; a bot that
-waited for another's computation counts as a miss) and the computations per key per TTL window
-(target: 1). Needs Redis for meaningful numbers. With several processes, keep each one's pool
+waited for another's computation counts as a miss) and the computations per key per value
+lifetime (target: 1; a value lives until the next candle close or its TTL). Needs Redis for meaningful numbers. With several processes, keep each one's pool
 small (e.g. DB_POOL_MIN_SIZE=2 DB_POOL_MAX_SIZE=20).
 """
 
@@ -29,9 +29,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from marketdata import indicators, services, timeframes
-from marketdata.cache import INDICATORS, MARKET, computed, ttl_for
+from marketdata.cache import INDICATORS, MARKET, computed
 from marketdata.clients.synthetic import BASE_PRICES
 from marketdata.management.commands._args import split_list, timeframes_arg
+from marketdata.series import WINDOW
 from monitoring.context import process_cache_counts
 
 STARTUP_SECONDS = 3.0  # time given to worker processes to start before the common start
@@ -52,13 +53,15 @@ def run_bots(
     seconds: float,
 ) -> dict[str, Any]:
     """Run ``bots`` threads from wall-clock ``start_at`` for ``seconds``; returns this process's
-    read counts per namespace and its computations as (namespace, name, wall time)."""
+    read counts per namespace and its computations as (namespace, name, wall time, expiry)."""
     computations: list[tuple[str, str, float]] = []
     lock = threading.Lock()
 
-    def on_computed(sender: Any, namespace: str, name: str, **kwargs: Any) -> None:
+    def on_computed(
+        sender: Any, namespace: str, name: str, expires_at: float, **kwargs: Any
+    ) -> None:
         with lock:
-            computations.append((namespace, name, time.time()))
+            computations.append((namespace, name, time.time(), expires_at))
 
     errors: list[BaseException] = []
     deadline = start_at + seconds
@@ -131,10 +134,12 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(result))
             return
 
-        # Store the candles first, so a miss computes from PostgreSQL rather than the client.
+        # Store the candles first (the window and the indicators' warm-up), so a miss computes
+        # from PostgreSQL rather than the client.
         now = timeframes.utcnow()
+        history = WINDOW + max(spec.warmup for spec in specs) + 2
         for symbol, timeframe in series:
-            since = now - (limit + 2) * timeframes.timeframe_delta(timeframe)
+            since = now - history * timeframes.timeframe_delta(timeframe)
             services.candles_sync(symbol=symbol, timeframe=timeframe, since=since)
         connection.close()
         if not options["warm"]:
@@ -199,13 +204,22 @@ class Command(BaseCommand):
             f"  all         reads {total_reads:>10,}  hit rate {total_hits / max(total_reads, 1):.2%}"
             f"  ({total_reads / options['seconds']:,.0f} reads/s)"
         )
-        computations = [c for r in results for c in r["computations"]]
-        windows: Counter[tuple[str, str, int]] = Counter(
-            (ns, name, int((at - start_at) // ttl_for(ns))) for ns, name, at in computations
+        computations = sorted(
+            (tuple(c) for r in results for c in r["computations"]), key=lambda c: c[2]
         )
-        keys = {(ns, name) for ns, name, _ in windows}
-        per_key = list(windows.values()) or [0]
+        # A value's lifetime runs from its computation to its expiry (the candle clock or the
+        # TTL); a computation that starts while the previous value of its key still lives is
+        # a duplicate. Count computations per key and lifetime (target: 1).
+        lifetimes: Counter[tuple[str, str, int]] = Counter()
+        current: dict[tuple[str, str], tuple[int, float]] = {}
+        for ns, name, at, expires_at in computations:
+            index, until = current.get((ns, name), (-1, float("-inf")))
+            if at >= until:
+                index, until = index + 1, expires_at
+            current[ns, name] = (index, until)
+            lifetimes[ns, name, index] += 1
+        per_key = list(lifetimes.values()) or [0]
         self.stdout.write(
-            f"  computations {len(computations):,} for {len(keys):,} keys: per key per TTL window "
-            f"mean {sum(per_key) / len(per_key):.2f}, max {max(per_key)}"
+            f"  computations {len(computations):,} for {len(current):,} keys: per key per value "
+            f"lifetime mean {sum(per_key) / len(per_key):.2f}, max {max(per_key)}"
         )
