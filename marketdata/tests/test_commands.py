@@ -112,3 +112,13 @@ def test_bench_across_processes_still_computes_each_key_once(
               "--timeframes", "1h", "--seconds", "0.5", "--limit", "50", "--indicators", "rsi,macd")  # fmt: skip
     assert "6 bots in 3 process(es)" in out
     assert "computations 8 for 8 keys: per key per value lifetime mean 1.00, max 1" in out
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", ["down", "blackhole"])
+def test_bench_without_redis_computes_each_key_once_per_process(mode: str) -> None:
+    out = run("bench_market_cache", "--bots", "6", "--symbols", "2", "--timeframes", "1h",
+              "--seconds", "0.5", "--limit", "50", "--indicators", "rsi", "--redis", mode)  # fmt: skip
+    assert f"Redis {mode}." in out
+    # In-process single flight and process memory: 2 series x (window + OHLCV + rsi) = 6 keys.
+    assert "computations 6 for 6 keys: per key per value lifetime mean 1.00, max 1" in out

@@ -16,6 +16,7 @@ small (e.g. DB_POOL_MIN_SIZE=2 DB_POOL_MAX_SIZE=20).
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -29,13 +30,37 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from marketdata import indicators, services, timeframes
-from marketdata.cache import INDICATORS, MARKET, computed
+from marketdata.cache import INDICATORS, MARKET, MarketCache, computed
 from marketdata.clients.synthetic import BASE_PRICES
 from marketdata.management.commands._args import split_list, timeframes_arg
 from marketdata.series import WINDOW
 from monitoring.context import process_cache_counts
 
 STARTUP_SECONDS = 3.0  # time given to worker processes to start before the common start
+
+
+def _unreachable_redis(mode: str) -> Any:
+    """The production cache options pointed at a closed port, or at a blackhole: a listener
+    that accepts connections and never answers (a hung Redis)."""
+    from django.utils.module_loading import import_string
+
+    config = dict(settings.CACHES["default"])
+    if "django_redis" not in config["BACKEND"]:
+        raise CommandError("--redis down/blackhole needs REDIS_URL (django-redis options).")
+    port = 1
+    if mode == "blackhole":
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1000)
+        port = server.getsockname()[1]
+        held: list[socket.socket] = []
+
+        def accept() -> None:
+            while True:
+                held.append(server.accept()[0])
+
+        threading.Thread(target=accept, daemon=True).start()
+    return import_string(config["BACKEND"])(f"redis://127.0.0.1:{port}/0", config)
 
 
 def bench_symbols(count: int) -> list[str]:
@@ -113,6 +138,11 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=200, help="candles per read (default 200)")
         parser.add_argument("--indicators", default="sma,ema,rsi,macd")
         parser.add_argument("--warm", action="store_true", help="keep what is already cached")
+        parser.add_argument(
+            "--redis", choices=["up", "down", "blackhole"], default="up",
+            help="down: the cache points at a closed port; blackhole: at a server that accepts "
+            "connections and never answers (each process starts its own)",
+        )  # fmt: skip
         parser.add_argument("--worker", action="store_true", help="internal: one worker process")
         parser.add_argument("--start-at", type=float, help="internal: common start (Unix time)")
 
@@ -128,6 +158,8 @@ class Command(BaseCommand):
             raise CommandError(f"--indicators: {exc}") from None
         series = [(s, tf) for s in bench_symbols(options["symbols"]) for tf in frames]
         limit = options["limit"]
+        if options["redis"] != "up":
+            services.cache = MarketCache(backend=_unreachable_redis(options["redis"]))
         if options["worker"]:
             result = run_bots(bots=bots, series=series, specs=specs, limit=limit,
                               start_at=options["start_at"], seconds=seconds)  # fmt: skip
@@ -142,7 +174,7 @@ class Command(BaseCommand):
             since = now - history * timeframes.timeframe_delta(timeframe)
             services.candles_sync(symbol=symbol, timeframe=timeframe, since=since)
         connection.close()
-        if not options["warm"]:
+        if not options["warm"] and options["redis"] == "up":
             services.cache.invalidate_all()
 
         if processes == 1:
@@ -164,7 +196,8 @@ class Command(BaseCommand):
                 sys.executable, manage, "bench_market_cache", "--worker", "--bots", str(share),
                 "--symbols", str(options["symbols"]), "--seconds", str(options["seconds"]),
                 "--limit", str(options["limit"]), "--indicators", options["indicators"],
-                "--start-at", repr(start_at), "--timeframes", *(options["timeframes"] or ["1h,4h"]),
+                "--start-at", repr(start_at), "--redis", options["redis"],
+                "--timeframes", *(options["timeframes"] or ["1h,4h"]),
             ]  # fmt: skip
             workers.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))  # noqa: S603
         results = []
@@ -187,7 +220,7 @@ class Command(BaseCommand):
             f"{options['bots']} bots in {options['processes']} process(es) x {options['symbols']} "
             f"symbols x {len(frames)} timeframes ({', '.join(frames)}), limit {options['limit']}, "
             f"indicators {', '.join(s.label for s in specs)}; {options['seconds']:g} s, cache "
-            f"{'warm' if options['warm'] else 'cold'} at start."
+            f"{'warm' if options['warm'] else 'cold'} at start, Redis {options['redis']}."
         )
         total_reads = total_hits = 0
         for namespace in (MARKET, INDICATORS):
