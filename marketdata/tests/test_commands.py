@@ -11,7 +11,7 @@ from django.db import connection
 
 from marketdata import cache as market_cache
 from marketdata import services
-from marketdata.models import Candle
+from marketdata.models import Candle, FundingRate
 from marketdata.tests.factories import store_candles
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -42,6 +42,10 @@ def test_sync_relative_since_and_bad_arguments(now: datetime) -> None:
     out = run("sync_market_data", "--symbols", "SOL/USDT", "--timeframes", "1d", "--since", "7d")
     # 7 days before 12:34 rounds up to 2026-02-24 00:00; the last closed day opened 2026-03-01.
     assert "SOL/USDT 1d: 6 fetched, 6 written (2026-02-24 00:00 .. 2026-03-01 00:00 UTC)" in out
+    funding = run("sync_market_data", "--symbols", "SOL/USDT", "--timeframes", "1d", "--since",
+                  "7d", "--funding")  # fmt: skip
+    assert "SOL/USDT funding rates: 21 written" in funding  # 3 settlements a day, 7 days
+    assert FundingRate.objects.filter(symbol="SOL/USDT:USDT").count() == 21
     with pytest.raises(CommandError, match="--since 'yesterday'"):
         run("sync_market_data", "--symbols", "BTC/USDT", "--since", "yesterday")
     with pytest.raises(CommandError, match="--timeframes: 2h not known"):
