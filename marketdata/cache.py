@@ -124,11 +124,14 @@ def now() -> float:
     return timeframes.utcnow().timestamp()
 
 
-def series_expiry(timeframe: str, namespace: str, *, at: float | None = None) -> float:
-    """Next candle close after ``at`` plus the close lag, capped by the namespace's TTL."""
+def series_expiry(
+    timeframe: str, namespace: str, *, at: float | None = None, offset: int = 0
+) -> float:
+    """Next candle close after ``at`` plus the close lag, capped by the namespace's TTL
+    (``offset``: the series' alignment, e.g. 16 h for daily candles opening at 16:00 UTC)."""
     at = now() if at is None else at
     step = timeframes.timeframe_seconds(timeframe)
-    next_close = (math.floor(at) // step + 1) * step
+    next_close = ((math.floor(at) - offset) // step + 1) * step + offset
     return min(next_close + settings.MARKET_DATA_CLOSE_LAG, at + ttl_for(namespace))
 
 
@@ -223,6 +226,11 @@ class _Counters:
                 or time.monotonic() - self._flushed_at >= FLUSH_EVERY_SECONDS
             )
 
+    def restore(self, pending: Counter[tuple[str, str]]) -> None:
+        """Put back counts that could not be flushed (the next try waits for the usual trigger)."""
+        with self._lock:
+            self._pending.update(pending)
+
     def take(self) -> Counter[tuple[str, str]]:
         with self._lock:
             pending, self._pending = self._pending, Counter()
@@ -253,8 +261,7 @@ def flush_stats(backend: BaseCache | None = None) -> None:
     backend = backend if backend is not None else caches["default"]
     store = store_for(backend)
     if store.health.down:  # keep them for when Redis answers again (no call, no log line)
-        for (namespace, field), n in pending.items():
-            _counters.add(namespace, field, n)
+        _counters.restore(pending)
         return
     try:
         store.incr_many({_stats_key(ns, field): n for (ns, field), n in pending.items()})
@@ -758,7 +765,10 @@ class MarketCache:
             return self._compute(key, concrete, compute)
         try:
             if concrete is None:
-                flight.value = self._compute(key, None, compute)
+                # Another leader may have finished between our read and our flight: its value
+                # is in process memory now.
+                kept = self.memo.get(flight_key, now())
+                flight.value = kept if kept is not None else self._compute(key, None, compute)
             else:
                 flight.value = self._compute_shared(key, concrete, compute)
             return flight.value

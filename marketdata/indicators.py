@@ -16,6 +16,7 @@ tail plus the signal's. An SMA needs only its lookback.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +78,18 @@ _TALIB_NAMES = {"sma": ("SMA", ("timeperiod",)), "ema": ("EMA", ("timeperiod",))
                 "macd": ("MACD", ("fastperiod", "slowperiod", "signalperiod"))}  # fmt: skip
 
 
+@functools.lru_cache(maxsize=4096)
+def _lookback(name: str, params: tuple[int, ...]) -> int:
+    # Building a TA-Lib abstract Function costs ~30 us: once per spec, not per request.
+    function, names = _TALIB_NAMES[name]
+    return int(talib.abstract.Function(function, **dict(zip(names, params, strict=True))).lookback)
+
+
+@functools.lru_cache(maxsize=4096)
+def _warmup(spec: IndicatorSpec) -> int:
+    return spec._warmup()
+
+
 @dataclass(frozen=True)
 class IndicatorSpec:
     name: str
@@ -85,14 +98,14 @@ class IndicatorSpec:
     @property
     def lookback(self) -> int:
         """TA-Lib's lookback: candles consumed before the first value."""
-        function, names = _TALIB_NAMES[self.name]
-        return int(
-            talib.abstract.Function(function, **dict(zip(names, self.params, strict=True))).lookback
-        )
+        return _lookback(self.name, self.params)
 
     @property
     def warmup(self) -> int:
         """Candles to read before the first wanted value (lookback plus convergence tail)."""
+        return _warmup(self)
+
+    def _warmup(self) -> int:
         if self.name == "sma":
             tail = 0
         elif self.name == "ema":

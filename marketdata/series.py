@@ -11,6 +11,7 @@ request slices them too. Neither depends on the ``limit`` a request asks for.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -147,6 +148,21 @@ class IndicatorWindow:
             offset += 8 * n
         return cls(meta["label"], time, outputs, bytes(body[offset:]), meta["gaps"],
                    meta["available"], meta["needed"])  # fmt: skip
+
+    def complete_for(self, limit: int) -> bool:
+        """The newest ``limit`` values are all there (no NaN, no hole): nothing to report."""
+        return len(self.time) >= limit and self.first_value_index <= len(self.time) - limit
+
+    @functools.cached_property
+    def first_value_index(self) -> int:
+        """Index from which every output has a value to the end (len when none has)."""
+        n = len(self.time)
+        first = 0
+        for values in self.outputs.values():
+            missing = np.flatnonzero(np.isnan(values))
+            if len(missing):
+                first = max(first, int(missing[-1]) + 1)
+        return min(first, n)
 
     def json(self, limit: int) -> bytes:
         """``{"time": [...], "<output>": [...], ...}`` for the newest ``limit`` values."""

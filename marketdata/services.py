@@ -37,7 +37,6 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 from django.conf import settings
-from django.core.cache import caches
 from django.db import connection, transaction
 from django.db.models import Max, Min
 
@@ -48,6 +47,7 @@ from marketdata.cache import (
     CacheKey,
     Computed,
     MarketCache,
+    StoreUnavailable,
     release_db_connection,
     scope_funding,
     scope_series,
@@ -442,8 +442,11 @@ def _read_series(
         )
         got = [c for c in got if gap[0] <= c.open_time <= gap[1]]
         if not got:
-            caches["default"].set(_hole_key(exchange, symbol, timeframe, gap), 1,
-                                  timeout=HOLE_MEMORY_SECONDS)  # fmt: skip
+            try:  # not asked for again for a day (through the cache's store: breaker, logging)
+                cache.store.set_many({_hole_key(exchange, symbol, timeframe, gap): b"1"},
+                                     HOLE_MEMORY_SECONDS * 1000)  # fmt: skip
+            except StoreUnavailable:
+                pass
         fetched += got
     if fetched and candles_ingest(
         exchange=exchange, symbol=symbol, timeframe=timeframe, candles=fetched, now=now
@@ -475,8 +478,11 @@ def _unchecked_gaps(
     if not gaps:
         return []
     keys = [_hole_key(exchange, symbol, timeframe, gap) for gap in gaps]
-    known = caches["default"].get_many(keys)
-    return [gap for gap, key in zip(gaps, keys, strict=True) if key not in known]
+    try:
+        known = cache.store.mget(keys)
+    except StoreUnavailable:
+        known = [None] * len(keys)
+    return [gap for gap, seen in zip(gaps, known, strict=True) if seen is None]
 
 
 def _floats(rows: list[tuple], column: int) -> np.ndarray:
@@ -510,9 +516,11 @@ def indicator_key(exchange: str, symbol: str, timeframe: str, label: str) -> Cac
     return _series_key(INDICATORS, exchange, symbol, timeframe, label)
 
 
-def _expiry(timeframe: str, namespace: str, behind: bool) -> float:
+def _expiry(timeframe: str, namespace: str, read: SeriesRead) -> float:
     """Series values: next close + lag (capped by TTL); a behind one is retried after the lag."""
-    expiry = series_expiry(timeframe, namespace)
+    offset = timeframes.offset_of(read.rows[-1][0], timeframe) if read.rows else 0
+    behind = read.behind
+    expiry = series_expiry(timeframe, namespace, offset=offset)
     if behind:
         expiry = min(expiry, cache_now() + max(settings.MARKET_DATA_CLOSE_LAG, 1.0))
     return expiry
@@ -533,7 +541,7 @@ def compute_window(client: MarketDataClient, symbol: str, timeframe: str) -> Com
         *(_floats(rows, i) for i in range(1, 6)),
         rows=rendered, row_ends=ends, gaps=_gap_texts(read.gaps), behind=read.behind,
     )  # fmt: skip
-    return Computed(window.encode(), _expiry(timeframe, MARKET, read.behind))
+    return Computed(window.encode(), _expiry(timeframe, MARKET, read))
 
 
 def windows_get(
@@ -619,15 +627,15 @@ def indicator_windows_get(
     """Indicator windows of every (symbol, spec), one MGET, decoded once per process. The
     misses of a symbol share one series read (the longest warm-up among its specs)."""
     reads: dict[str, SeriesRead] = {}
-    longest = WINDOW + max(spec.warmup for spec in specs)
 
     def compute(symbol: str, spec: indicators.IndicatorSpec) -> Callable[[], Computed]:
         def run() -> Computed:
             if symbol not in reads:
+                longest = WINDOW + max(s.warmup for s in specs)
                 reads[symbol] = read_series(client, symbol, timeframe, longest)
             read = reads[symbol]
             window = indicator_from(read, timeframe, spec)
-            return Computed(window.encode(), _expiry(timeframe, INDICATORS, read.behind))
+            return Computed(window.encode(), _expiry(timeframe, INDICATORS, read))
 
         return run
 
@@ -666,6 +674,8 @@ def indicators_get(
     history: dict[str, Any] = {}
     for spec, (window, _) in zip(specs, results, strict=True):
         parts.append(orjson.dumps(spec.label) + b":" + window.json(limit))
+        if window.complete_for(limit):
+            continue
         first = int(window.time[max(0, len(window.time) - limit)]) if len(window.time) else 0
         gaps = [g for g in window.gaps if g[1] >= series.iso(first)]
         nulls = any(np.isnan(v[max(0, len(v) - limit) :]).any() for v in window.outputs.values())

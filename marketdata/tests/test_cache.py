@@ -115,6 +115,10 @@ def test_series_expiry_is_the_next_close_plus_lag_capped_by_the_ttl(clock: Clock
     assert series_expiry("1h", INDICATORS) == at + 900  # 15-minute cap
     clock.advance(minutes=20)  # 12:54:56: the close (13:00) comes first
     assert series_expiry("1h", INDICATORS) == (at // 3600 + 1) * 3600 + 3
+    # A venue whose daily candles open (and close) at 16:00 UTC: its close, not midnight.
+    clock.at = clock.at.replace(hour=15, minute=50, second=0)
+    sixteen = clock.at.replace(hour=16, minute=0).timestamp()
+    assert series_expiry("1d", INDICATORS, offset=16 * 3600) == sixteen + 3
 
 
 def test_large_values_are_stored_lz4_compressed() -> None:

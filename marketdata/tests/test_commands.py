@@ -97,8 +97,12 @@ def test_cache_stats_shows_hit_rates_keys_and_memory(now: datetime) -> None:
 def test_bench_market_cache_reports_hit_rate_and_computations() -> None:
     """A small run of the load test (its threads need committed data: transaction=True)."""
     out = run("bench_market_cache", "--bots", "8", "--symbols", "2", "--timeframes", "1h",
-              "--seconds", "0.5", "--limit", "50", "--indicators", "rsi,macd")  # fmt: skip
+              "--passes", "2", "--limit", "50", "--indicators", "rsi,macd")  # fmt: skip
     assert "8 bots in 1 process(es) x 2 symbols x 1 timeframes (1h), limit 50" in out
+    # 8 bots x 2 passes x 2 series: 32 OHLCV reads + the 2 window reads of the OHLCV
+    # computations; 64 indicator reads (2 each). Exact: --passes does not depend on timing.
+    assert "market      reads         34" in out
+    assert "indicators  reads         64" in out
     assert "hit rate" in out
     # 2 series x (window + OHLCV + 2 indicators) = 8 keys, each computed once despite 8 bots.
     assert "computations 8 for 8 keys: per key per value lifetime mean 1.00, max 1" in out
@@ -113,7 +117,7 @@ def test_bench_across_processes_still_computes_each_key_once(
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     monkeypatch.setenv("DATABASE_URL", f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}")
     out = run("bench_market_cache", "--bots", "6", "--processes", "3", "--symbols", "2",
-              "--timeframes", "1h", "--seconds", "0.5", "--limit", "50", "--indicators", "rsi,macd")  # fmt: skip
+              "--timeframes", "1h", "--passes", "2", "--limit", "50", "--indicators", "rsi,macd")  # fmt: skip
     assert "6 bots in 3 process(es)" in out
     assert "computations 8 for 8 keys: per key per value lifetime mean 1.00, max 1" in out
 
@@ -122,7 +126,7 @@ def test_bench_across_processes_still_computes_each_key_once(
 @pytest.mark.parametrize("mode", ["down", "blackhole"])
 def test_bench_without_redis_computes_each_key_once_per_process(mode: str) -> None:
     out = run("bench_market_cache", "--bots", "6", "--symbols", "2", "--timeframes", "1h",
-              "--seconds", "0.5", "--limit", "50", "--indicators", "rsi", "--redis", mode)  # fmt: skip
+              "--passes", "2", "--limit", "50", "--indicators", "rsi", "--redis", mode)  # fmt: skip
     assert f"Redis {mode}." in out
     # In-process single flight and process memory: 2 series x (window + OHLCV + rsi) = 6 keys.
     assert "computations 6 for 6 keys: per key per value lifetime mean 1.00, max 1" in out

@@ -76,9 +76,12 @@ def run_bots(
     limit: int,
     start_at: float,
     seconds: float,
+    passes: int | None = None,
 ) -> dict[str, Any]:
-    """Run ``bots`` threads from wall-clock ``start_at`` for ``seconds``; returns this process's
-    read counts per namespace and its computations as (namespace, name, wall time, expiry)."""
+    """Run ``bots`` threads from wall-clock ``start_at`` for ``seconds`` (or, with ``passes``,
+    for exactly that many passes over the series, however long they take: what tests use, as
+    it does not depend on timing); returns this process's read counts per namespace and its
+    computations as (namespace, name, wall time, expiry)."""
     computations: list[tuple[str, str, float]] = []
     lock = threading.Lock()
 
@@ -93,14 +96,16 @@ def run_bots(
 
     def bot() -> None:
         time.sleep(max(0.0, start_at - time.time()))
+        done = 0
         try:
-            while time.time() < deadline:
+            while (done < passes) if passes else (time.time() < deadline):
+                done += 1
                 for symbol, timeframe in series:
                     services.ohlcv_get(symbol=symbol, timeframe=timeframe, limit=limit)
                     services.indicators_get(
                         symbol=symbol, timeframe=timeframe, specs=specs, limit=limit
                     )
-                    if time.time() >= deadline:
+                    if not passes and time.time() >= deadline:
                         break
                 connection.close()  # hand the pooled connection back between passes
         except BaseException as exc:
@@ -135,6 +140,9 @@ class Command(BaseCommand):
         parser.add_argument("--symbols", type=int, default=20)
         parser.add_argument("--timeframes", nargs="+", help="default 1h 4h")
         parser.add_argument("--seconds", type=float, default=10.0)
+        parser.add_argument(
+            "--passes", type=int, help="instead of --seconds: each bot reads every series N times"
+        )
         parser.add_argument("--limit", type=int, default=200, help="candles per read (default 200)")
         parser.add_argument("--indicators", default="sma,ema,rsi,macd")
         parser.add_argument("--warm", action="store_true", help="keep what is already cached")
@@ -157,12 +165,27 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(f"--indicators: {exc}") from None
         series = [(s, tf) for s in bench_symbols(options["symbols"]) for tf in frames]
-        limit = options["limit"]
+        shared = services.cache
         if options["redis"] != "up":
             services.cache = MarketCache(backend=_unreachable_redis(options["redis"]))
+        try:
+            self._run(options, frames, specs, series)
+        finally:
+            services.cache = shared
+
+    def _run(
+        self,
+        options: dict[str, Any],
+        frames: list[str],
+        specs: list[indicators.IndicatorSpec],
+        series: list[tuple[str, str]],
+    ) -> None:
+        bots, processes, seconds = options["bots"], options["processes"], options["seconds"]
+        limit = options["limit"]
         if options["worker"]:
             result = run_bots(bots=bots, series=series, specs=specs, limit=limit,
-                              start_at=options["start_at"], seconds=seconds)  # fmt: skip
+                              start_at=options["start_at"], seconds=seconds,
+                              passes=options["passes"])  # fmt: skip
             self.stdout.write(json.dumps(result))
             return
 
@@ -180,11 +203,14 @@ class Command(BaseCommand):
         if processes == 1:
             start_at = time.time() + 0.2
             results = [run_bots(bots=bots, series=series, specs=specs, limit=limit,
-                                start_at=start_at, seconds=seconds)]  # fmt: skip
+                                start_at=start_at, seconds=seconds,
+                                passes=options["passes"])]  # fmt: skip
         else:
             start_at = time.time() + STARTUP_SECONDS
             results = self._spawn(options, processes, start_at)
 
+        if options["passes"]:  # the report's "seconds" is then how long the passes took
+            options["seconds"] = max(time.time() - start_at, 1e-3)
         self._report(options, frames, specs, results, start_at)
 
     def _spawn(self, options: dict[str, Any], processes: int, start_at: float) -> list[dict]:
@@ -195,6 +221,7 @@ class Command(BaseCommand):
             command = [
                 sys.executable, manage, "bench_market_cache", "--worker", "--bots", str(share),
                 "--symbols", str(options["symbols"]), "--seconds", str(options["seconds"]),
+                *(["--passes", str(options["passes"])] if options["passes"] else []),
                 "--limit", str(options["limit"]), "--indicators", options["indicators"],
                 "--start-at", repr(start_at), "--redis", options["redis"],
                 "--timeframes", *(options["timeframes"] or ["1h,4h"]),
