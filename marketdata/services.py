@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import pairwise
 from typing import Any, NamedTuple
@@ -168,15 +168,20 @@ def candles_ingest(
     timeframe: str,
     candles: Iterable[CandleData],
     now: datetime | None = None,
+    appends_after: datetime | None = None,
 ) -> int:
     """Upsert closed candles in bulk; returns how many rows were inserted or changed.
 
     The candles are cleaned first (``clean_candles``: duplicates, alignment, still forming).
-    One INSERT ... ON CONFLICT DO UPDATE per 1,000 candles (unchanged rows are not rewritten). If
-    a row among the newest ``WINDOW`` candle slots changed, the series' cached OHLCV and
-    indicators are invalidated once the transaction commits. Older history (a backfill) does
-    not invalidate: it changes no window, and indicators only beyond their convergence
-    tolerance (they are recomputed at the next candle close anyway).
+    One INSERT ... ON CONFLICT DO UPDATE per 1,000 candles (unchanged rows are not rewritten).
+    The series' cached OHLCV and indicators are invalidated (after commit) when a stored candle
+    among the newest ``WINDOW`` slots changed or a hole there was filled. Not for:
+    - new candles after ``appends_after`` (the caller's newest stored candle): no cached value
+      contains them, and values expire by the candle clock when they close, so invalidating
+      would only make the other values of the series, computed from the same new data a moment
+      ago, be computed again;
+    - older history (a backfill): it changes no window, and indicators only beyond their
+      convergence tolerance (recomputed at the next candle close anyway).
     """
     symbol = _symbol(symbol)
     timeframe = _timeframe(timeframe)
@@ -188,7 +193,7 @@ def candles_ingest(
             exchange, symbol, timeframe, rows[offset : offset + INGEST_BATCH]
         )
     horizon = now - WINDOW * timeframes.timeframe_delta(timeframe)
-    if any(t >= horizon for t in changed):
+    if any(t >= horizon and (appends_after is None or t <= appends_after) for t in changed):
         transaction.on_commit(
             lambda: series_invalidate(exchange=exchange, symbol=symbol, timeframe=timeframe)
         )
@@ -330,8 +335,9 @@ def candles_sync(
             break  # the exchange has nothing more in the range
         result.fetched += len({c.open_time for c in page})
         result.written += candles_ingest(
-            exchange=client.exchange_id, symbol=symbol, timeframe=timeframe, candles=page, now=now
-        )
+            exchange=client.exchange_id, symbol=symbol, timeframe=timeframe, candles=page,
+            now=now, appends_after=stored["last"] if result.resumed_from else None,
+        )  # fmt: skip
         release_db_connection()
         next_cursor = max(c.open_time for c in page) + step
         if progress:
@@ -448,9 +454,11 @@ def _read_series(
             except StoreUnavailable:
                 pass
         fetched += got
+    newest_stored = rows[-1][0] if rows else datetime.min.replace(tzinfo=UTC)
     if fetched and candles_ingest(
-        exchange=exchange, symbol=symbol, timeframe=timeframe, candles=fetched, now=now
-    ):
+        exchange=exchange, symbol=symbol, timeframe=timeframe, candles=fetched, now=now,
+        appends_after=newest_stored if until is None else None,
+    ):  # fmt: skip
         result.rows = _stored_rows(
             exchange, symbol, timeframe, count, _last_open(horizon, timeframe)
         )

@@ -498,3 +498,26 @@ def test_newest_candles_are_a_backward_scan_of_the_unique_index(now: datetime) -
     assert '"Index Name": "candle_series_time_uniq"' in plan
     assert '"Scan Direction": "Backward"' in plan
     assert "Seq Scan" not in plan and '"Sort"' not in plan
+
+
+@pytest.mark.django_db(transaction=True)
+def test_appending_newly_closed_candles_keeps_the_series_version(clock: Clock) -> None:
+    """At a close, the first read fills the new candle. That must not move the series' version:
+    its sibling values (computed from the same new data by other readers at the same moment)
+    would be unreachable and computed again. A corrected candle still moves it."""
+    from marketdata import cache as market_cache
+
+    store_candles(timeframe="1m", limit=FULL)
+    services.ohlcv_get(symbol="BTC/USDT", timeframe="1m", limit=10)
+    version_key = market_cache._version_key("synthetic:BTC/USDT:1m")
+    version = market_cache._known[version_key]
+    clock.advance(minutes=3)  # three more closed candles, filled by the next read
+    body = services.ohlcv_get(symbol="BTC/USDT", timeframe="1m", limit=10).body
+    assert candles_of(body)[-1][0] == timeframes.last_closed_open_time(
+        clock.at, "1m"
+    ).isoformat().replace("+00:00", "Z")
+    assert market_cache._known[version_key] == version
+    newest = timeframes.last_closed_open_time(clock.at, "1m")
+    services.candles_ingest(exchange="synthetic", symbol="BTC/USDT", timeframe="1m",
+                            candles=[candle(newest, price="1.5")])  # fmt: skip
+    assert market_cache._known[version_key] != version

@@ -283,3 +283,8 @@ class Command(BaseCommand):
             f"  computations {len(computations):,} for {len(current):,} keys: per key per value "
             f"lifetime mean {sum(per_key) / len(per_key):.2f}, max {max(per_key)}"
         )
+        if len(results) > 1:  # with Redis down each process computes for itself: 1 each
+            per_process = Counter(
+                (i, ns, name) for i, r in enumerate(results) for ns, name, *_ in r["computations"]
+            )
+            self.stdout.write(f"  per key per process: max {max(per_process.values(), default=0)}")
