@@ -1,56 +1,77 @@
-"""Read-through cache for market data and indicators, over Django's cache API (django-redis).
+"""Read-through cache for market data and indicators over Redis (or any Django cache backend).
 
-Values are pre-rendered JSON bytes (cheaper to store and serve than pickled objects, FACTS.md).
-Two namespaces with their own TTL: ``market`` (OHLCV, tickers, funding rates:
-``MARKET_DATA_CACHE_TTL``, 5 min) and ``indicators`` (``INDICATOR_CACHE_TTL``, 15 min).
+Two namespaces: ``market`` (OHLCV, candle windows, tickers, funding rates) and ``indicators``.
 
-**Versioned keys.** A key names what it holds, ``{namespace}:{exchange}:{symbol}:{timeframe}:
-{indicator}:{params}`` (``limit`` is a parameter, so 200 and 500 candles never collide), followed by
-two version tokens: the global epoch (``md:ver:all``) and its scope's version (one per series
-``exchange:symbol:timeframe``, one per symbol's ticker, one per symbol's funding rate).
-Invalidating a scope writes a new random token; the old keys are never read again and expire by
-TTL. A new token (not an incremented counter) cannot collide with keys left from before a lost
-version key. Each process remembers the tokens it last saw, so a read is **one MGET** of the
-epoch, the scope version and the value keys built from the remembered tokens; only when a token
-has moved does it take a second round trip.
+**Values expire by the candle clock.** A computation returns its bytes *and* the instant they stop
+being current (``Computed.expires_at``): for a series, the next candle close plus
+``MARKET_DATA_CLOSE_LAG`` seconds, capped by the namespace TTL (``MARKET_DATA_CACHE_TTL``, 5 min;
+``INDICATOR_CACHE_TTL``, 15 min); an indicator's expiry is also capped by the candle window it was
+computed from. The instant is stored in the value's header and checked against the market data
+clock (``timeframes.utcnow``) on every read, so no value is served past it even if Redis still
+holds it (the Redis TTL is set to the same instant, to free the memory).
 
-**Single flight**, on two levels. In a process, the threads that miss the same key wait on one
-``threading.Event`` while one of them goes on (no polling; they share its value or its error).
-Across processes, that thread takes a Redis lock (``SET NX PX`` via ``cache.add``, TTL
-``MARKET_CACHE_LOCK_TIMEOUT``), checks the value once more (another holder may have stored it
-since our read) and computes and stores it; the other processes poll the value and the lock in
-one MGET with exponential back-off (2 to 25 ms). If the lock disappears without a value (the
-computation failed), the next waiter takes over; after a whole lock timeout a waiter computes
-itself. Every lock call is guarded: with Redis down, ``cache.add`` returns ``None``
-(IGNORE_EXCEPTIONS) and the caller computes directly, without storing. An invalidation made
-while Redis is unreachable is lost: what was cached before the outage lives out its TTL.
+**Stored compressed where that pays.** Values of 1 kB or more are LZ4-compressed when that saves at
+least 10% (PERFORMANCE.md, "Value sizes": LZ4 halves a candle window for ~15 us per write and ~3 us
+per read; zlib saves 30% more but reads 10x slower).
 
-A computation that itself stores new candles (a read-through fill) moves its series' version;
-its value is then stored under the new version too, so the fill does not cost a second one.
+**Versioned keys.** A key names what it holds (``{namespace}:{exchange}:{symbol}:{timeframe}:
+{what}``) followed by two version tokens: the global epoch (``md:ver:all``) and its scope's version
+(one per series ``exchange:symbol:timeframe``, one per symbol's ticker, one per funding rate).
+Invalidating a scope writes a new random token; old keys are never read again and expire. Each
+process remembers the tokens it last saw, so a read is **one MGET** of the epoch, the scope
+versions and the values; only when a token moved does it take a second round trip.
 
-**Counts.** Every read goes to ``monitoring.context.note_cache`` (in-process, per request) and to
-process-local counters (hit, miss, compute per namespace) that are flushed to Redis with one
-pipelined INCRBY every 5 s or 1,000 reads, whichever comes first, and at exit: no round trip on
-the hot path; ``manage.py cache_stats`` sums them over all processes (up to 5 s behind).
+**Single flight.** In a process, the threads that miss one key wait on one ``threading.Event``
+while one of them goes on (also while Redis is down: then the key's name is the flight). Across
+processes that thread takes a Redis lock (``SET NX PX`` with a random token,
+``MARKET_CACHE_LOCK_TIMEOUT``) that a keeper thread extends while the computation runs, so a slow
+computation never loses its lock to a second one; it checks the value once more, computes, stores
+and releases the lock (compare-and-delete). The others poll value and lock in one MGET with back-off
+(2 to 25 ms); if the lock disappears without a value (the holder failed or died) the next waiter
+takes over; after ``3 x MARKET_CACHE_LOCK_TIMEOUT`` a waiter computes itself.
+
+**Redis down or hung.** Every Redis call goes through ``RedisStore``: an error or timeout becomes
+``StoreUnavailable``, is counted, and is logged once per outage (a warning when it starts, a count
+every minute while it lasts and when it ends; no traceback per call). After 3 failures in a row a
+circuit breaker skips Redis for ``MARKET_CACHE_BREAKER_SECONDS`` (then one call probes it), so a
+Redis that accepts connections but never answers costs a few socket timeouts, not one per read.
+While Redis is unavailable, values are kept in process memory (bounded, same expiry), so each key
+is computed once per process per candle, not once per read. Invalidations made in another process
+during the outage are not seen: what this process cached lives out its expiry.
+
+**Decoded values.** ``get_or_compute_many(..., decode=f)`` keeps ``f(value)`` in a bounded
+process-wide memo keyed by the versioned key; a read whose versions are unchanged and whose memo
+entry has not expired does not transfer the value again (the MGET carries only the versions). The
+typed reads (``marketdata.prices``) use it for numpy arrays shared by every bot of the process.
+
+**Counts.** Every read goes to ``monitoring.context.note_cache`` and to process-local counters
+(hit, miss, compute per namespace) flushed to Redis with one pipelined INCRBY every 5 s or 1,000
+reads and at exit; ``manage.py cache_stats`` sums them over all processes (up to 5 s behind).
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import math
+import os
 import secrets
+import struct
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+import lz4.block
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
+from django.db import connection
 from django.dispatch import Signal
 
+from marketdata import timeframes
 from monitoring.context import note_cache
 
 logger = logging.getLogger(__name__)
@@ -62,12 +83,25 @@ EPOCH = "md:ver:all"
 FLUSH_EVERY_SECONDS = 5.0
 FLUSH_EVERY_READS = 1_000
 _POLL_FIRST, _POLL_MAX = 0.002, 0.025
+BREAKER_FAILURES = 3  # consecutive Redis failures that open the circuit breaker
+OUTAGE_REPORT_SECONDS = 60.0  # while Redis stays down, one log line per minute with the count
+COMPRESS_MIN_BYTES = 1024
+MEMO_MAX_BYTES = 64 * 1024 * 1024  # decoded values and outage fallback, per process
 
-# Sent after each computation (a miss this process computed): namespace=, name= (the key
-# without versions), key= (the versioned key, or the name when Redis was unreachable).
+# Sent after each computation (a miss this process computed): namespace=, name= (the key without
+# versions), key= (the versioned key, or the name when Redis was unavailable), expires_at=.
 computed = Signal()
 
-Compute = Callable[[], bytes]
+
+class Computed(NamedTuple):
+    """What a computation returns: the value and the instant (Unix seconds, market clock) it
+    stops being current."""
+
+    value: bytes
+    expires_at: float
+
+
+Compute = Callable[[], Computed]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +117,62 @@ def ttl_for(namespace: str) -> int:
     if namespace == INDICATORS:
         return settings.INDICATOR_CACHE_TTL
     return settings.MARKET_DATA_CACHE_TTL
+
+
+def now() -> float:
+    """The market data clock in Unix seconds (``timeframes.utcnow``, which tests pin)."""
+    return timeframes.utcnow().timestamp()
+
+
+def series_expiry(
+    timeframe: str, namespace: str, *, at: float | None = None, offset: int = 0
+) -> float:
+    """Next candle close after ``at`` plus the close lag, capped by the namespace's TTL
+    (``offset``: the series' alignment, e.g. 16 h for daily candles opening at 16:00 UTC)."""
+    at = now() if at is None else at
+    step = timeframes.timeframe_seconds(timeframe)
+    next_close = ((math.floor(at) - offset) // step + 1) * step + offset
+    return min(next_close + settings.MARKET_DATA_CLOSE_LAG, at + ttl_for(namespace))
+
+
+# --- value envelope: codec, expiry --------------------------------------------------------------
+
+_HEADER = struct.Struct(">BBq")  # magic, codec, expires_at in ms
+_MAGIC = 0xCD
+_RAW, _LZ4 = 0, 1
+
+
+def encode(value: bytes, expires_at: float) -> bytes:
+    codec, body = _RAW, value
+    if len(value) >= COMPRESS_MIN_BYTES:
+        packed = lz4.block.compress(value)
+        if len(packed) <= 0.9 * len(value):
+            codec, body = _LZ4, packed
+    return _HEADER.pack(_MAGIC, codec, int(expires_at * 1000)) + body
+
+
+def expiry_of(stored: bytes) -> float | None:
+    """The stored value's expiry, or None if it is not one of ours (then it is a miss)."""
+    if len(stored) < _HEADER.size:
+        return None
+    magic, _, expires_ms = _HEADER.unpack_from(stored)
+    return expires_ms / 1000 if magic == _MAGIC else None
+
+
+def decode(stored: bytes) -> bytes:
+    _, codec, _ = _HEADER.unpack_from(stored)
+    body = memoryview(stored)[_HEADER.size :]
+    return lz4.block.decompress(body) if codec == _LZ4 else bytes(body)
+
+
+def _fresh(stored: bytes | None, at: float) -> bool:
+    if stored is None:
+        return False
+    expires_at = expiry_of(stored)
+    return expires_at is not None and at < expires_at
+
+
+# --- versions ------------------------------------------------------------------------------------
 
 
 def _version_key(scope: str) -> str:
@@ -106,6 +196,16 @@ def _bumped_here() -> dict[str, int]:
     return bumped
 
 
+def release_db_connection() -> None:
+    """Hand this thread's pooled database connection back before waiting on the cache or an
+    exchange (not inside a transaction: there the connection must stay)."""
+    if connection.connection is not None and not connection.in_atomic_block:
+        connection.close()
+
+
+# --- counters -----------------------------------------------------------------------------------
+
+
 class _Counters:
     """Process-local hit/miss/compute counts per namespace, flushed to Redis in batches."""
 
@@ -115,16 +215,21 @@ class _Counters:
         self._reads = 0
         self._flushed_at = time.monotonic()
 
-    def add(self, namespace: str, field: str) -> bool:
-        """Count one event; True when it is time to flush."""
+    def add(self, namespace: str, field: str, n: int = 1) -> bool:
+        """Count events; True when it is time to flush."""
         with self._lock:
-            self._pending[namespace, field] += 1
+            self._pending[namespace, field] += n
             if field != "compute":
-                self._reads += 1
+                self._reads += n
             return (
                 self._reads >= FLUSH_EVERY_READS
                 or time.monotonic() - self._flushed_at >= FLUSH_EVERY_SECONDS
             )
+
+    def restore(self, pending: Counter[tuple[str, str]]) -> None:
+        """Put back counts that could not be flushed (the next try waits for the usual trigger)."""
+        with self._lock:
+            self._pending.update(pending)
 
     def take(self) -> Counter[tuple[str, str]]:
         with self._lock:
@@ -154,20 +259,14 @@ def flush_stats(backend: BaseCache | None = None) -> None:
     if not pending:
         return
     backend = backend if backend is not None else caches["default"]
+    store = store_for(backend)
+    if store.health.down:  # keep them for when Redis answers again (no call, no log line)
+        _counters.restore(pending)
+        return
     try:
-        client = redis_client(backend)
-        if client is not None:
-            pipe = client.pipeline(transaction=False)
-            for (namespace, field), n in pending.items():
-                pipe.incrby(backend.make_key(_stats_key(namespace, field)), n)
-            pipe.execute()
-        else:
-            for (namespace, field), n in pending.items():
-                key = _stats_key(namespace, field)
-                backend.add(key, 0, timeout=None)
-                backend.incr(key, n)
-    except Exception as exc:  # the counts are advisory: never fail a read for them
-        logger.warning("market cache stats not flushed (%s): %s", type(exc).__name__, exc)
+        store.incr_many({_stats_key(ns, field): n for (ns, field), n in pending.items()})
+    except StoreUnavailable:
+        pass  # the counts are advisory; the outage is logged by the store
 
 
 def read_stats(backend: BaseCache | None = None) -> dict[str, dict[str, int]]:
@@ -192,9 +291,305 @@ def reset_stats(backend: BaseCache | None = None) -> None:
 atexit.register(flush_stats)
 
 
-def _count(namespace: str, field: str, backend: BaseCache) -> None:
-    if _counters.add(namespace, field):
+def _count(namespace: str, field: str, backend: BaseCache, n: int = 1) -> None:
+    if _counters.add(namespace, field, n):
         flush_stats(backend)
+
+
+# --- the store: Redis calls, errors, circuit breaker ----------------------------------------------
+
+
+class StoreUnavailable(Exception):
+    """Redis did not answer (error, timeout, or the circuit breaker is open)."""
+
+
+class _Health:
+    """Failure accounting for one store: the circuit breaker and the once-per-outage log."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._lock = threading.Lock()
+        self.consecutive = 0
+        self.open_until = 0.0
+        self.outage_started: float | None = None
+        self.errors = 0  # in the current outage
+        self.reported_at = 0.0
+        self.skipped = 0  # calls the open breaker answered without I/O
+
+    def allow(self) -> bool:
+        with self._lock:
+            at = time.monotonic()
+            if at < self.open_until:
+                self.skipped += 1
+                return False
+            if self.consecutive >= BREAKER_FAILURES:
+                # Half-open: this caller probes; the others keep skipping until it answers.
+                self.open_until = at + settings.MARKET_CACHE_BREAKER_SECONDS
+            return True
+
+    @property
+    def down(self) -> bool:
+        return self.outage_started is not None
+
+    def success(self) -> None:
+        if self.outage_started is None and not self.consecutive:
+            return
+        with self._lock:
+            if self.outage_started is not None:
+                logger.warning(
+                    "market cache: Redis (%s) answers again after %.1f s; %d failed call(s) "
+                    "and %d skipped by the circuit breaker meanwhile",
+                    self.label, time.monotonic() - self.outage_started, self.errors, self.skipped,
+                )  # fmt: skip
+            self.consecutive = 0
+            self.open_until = 0.0
+            self.outage_started = None
+            self.errors = self.skipped = 0
+
+    def failure(self, exc: BaseException) -> None:
+        with self._lock:
+            at = time.monotonic()
+            self.consecutive += 1
+            self.errors += 1
+            if self.consecutive >= BREAKER_FAILURES:
+                self.open_until = at + settings.MARKET_CACHE_BREAKER_SECONDS
+            if self.outage_started is None:
+                self.outage_started = self.reported_at = at
+                logger.warning(
+                    "market cache: Redis (%s) unavailable (%s: %s); serving without it, "
+                    "errors are counted and reported once a minute",
+                    self.label, type(exc).__name__, exc,
+                )  # fmt: skip
+            elif at - self.reported_at >= OUTAGE_REPORT_SECONDS:
+                self.reported_at = at
+                logger.warning(
+                    "market cache: Redis (%s) still unavailable after %.0f s: %d failed call(s), "
+                    "%d skipped by the circuit breaker (last: %s)",
+                    self.label, at - self.outage_started, self.errors, self.skipped,
+                    type(exc).__name__,
+                )  # fmt: skip
+
+
+# Atomic compare-and-extend / compare-and-delete of a lock holding our token.
+_EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_UNLOCK = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+
+
+class Store:
+    """Raw bytes in Redis (through django-redis's connection pool, without pickling), or in any
+    other Django cache backend (local memory for ``make run``). Every failure is StoreUnavailable."""
+
+    def __init__(self, backend: BaseCache) -> None:
+        self.backend = backend
+        client = redis_client(backend)
+        self.redis = client
+        location = getattr(backend, "_server", None) or getattr(backend, "_servers", None)
+        self.health = _Health(str(location))
+
+    def _call(self, call: Callable[[], Any]) -> Any:
+        if not self.health.allow():
+            raise StoreUnavailable("circuit breaker open")
+        try:
+            result = call()
+        except Exception as exc:  # redis-py errors, timeouts, anything from the backend
+            self.health.failure(exc)
+            raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from None
+        self.health.success()
+        return result
+
+    def incr_many(self, amounts: dict[str, int]) -> None:
+        if self.redis is not None:
+
+            def run() -> None:
+                pipe = self.redis.pipeline(transaction=False)
+                for name, n in amounts.items():
+                    pipe.incrby(self.key(name), n)
+                pipe.execute()
+
+            self._call(run)
+            return
+        for name, n in amounts.items():
+            self._call(lambda name=name: self.backend.add(name, 0, timeout=None))
+            self._call(lambda name=name, n=n: self.backend.incr(name, n))
+
+    def key(self, name: str) -> str:
+        return str(self.backend.make_key(name))
+
+    def mget(self, names: Sequence[str]) -> list[Any]:
+        if not names:
+            return []
+        keys = [self.key(n) for n in names]
+        if self.redis is not None:
+            return self._call(lambda: self.redis.mget(keys))
+        found = self._call(lambda: self.backend.get_many(list(names)))
+        return [found.get(n) for n in names]
+
+    def set_many(self, values: dict[str, bytes], ttl_ms: int) -> None:
+        ttl_ms = max(ttl_ms, 1)
+        if self.redis is not None:
+
+            def run() -> None:
+                pipe = self.redis.pipeline(transaction=False)
+                for name, value in values.items():
+                    pipe.set(self.key(name), value, px=ttl_ms)
+                pipe.execute()
+
+            self._call(run)
+        else:
+            self._call(lambda: self.backend.set_many(values, timeout=math.ceil(ttl_ms / 1000)))
+
+    def set_forever(self, values: dict[str, int]) -> None:
+        if self.redis is not None:
+            mapping = {self.key(n): str(v) for n, v in values.items()}
+            self._call(lambda: self.redis.mset(mapping))
+        else:
+            self._call(lambda: self.backend.set_many(values, timeout=None))
+
+    def add(self, name: str, value: Any, ttl_ms: int | None) -> bool:
+        if self.redis is not None:
+            return bool(
+                self._call(lambda: self.redis.set(self.key(name), value, nx=True, px=ttl_ms))
+            )
+        timeout = None if ttl_ms is None else ttl_ms / 1000
+        return bool(self._call(lambda: self.backend.add(name, value, timeout=timeout)))
+
+    def get(self, name: str) -> Any:
+        return self.mget([name])[0]
+
+    def extend(self, name: str, token: str, ttl_ms: int) -> bool:
+        if self.redis is not None:
+            return bool(
+                self._call(lambda: self.redis.eval(_EXTEND, 1, self.key(name), token, ttl_ms))
+            )
+        if self.get(name) == token:
+            return bool(self._call(lambda: self.backend.touch(name, ttl_ms / 1000)))
+        return False
+
+    def unlock(self, name: str, token: str) -> None:
+        if self.redis is not None:
+            self._call(lambda: self.redis.eval(_UNLOCK, 1, self.key(name), token))
+        elif self.get(name) == token:
+            self._call(lambda: self.backend.delete(name))
+
+
+_stores: dict[int, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def store_for(backend: BaseCache) -> Store:
+    """The Store (and circuit breaker) of a backend's location: one per connection pool, as
+    ``caches["default"]`` is a new object in every thread while its pool is shared."""
+    client = redis_client(backend)
+    ident = id(client.connection_pool) if client is not None else id(type(backend))
+    store = _stores.get(ident)
+    if store is None:
+        with _stores_lock:
+            store = _stores.setdefault(ident, Store(backend))
+    return store
+
+
+class _LockKeeper:
+    """One daemon thread per process that extends the locks of running computations every third
+    of the lock timeout, so a slow computation keeps its lock (the holder dying lets it expire)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[tuple[int, str], tuple[Store, str]] = {}
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    def hold(self, store: Store, name: str, token: str) -> None:
+        with self._lock:
+            self._held[id(store), name] = (store, token)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="market-cache-lock-keeper", daemon=True
+                )
+                self._thread.start()
+
+    def drop(self, store: Store, name: str) -> None:
+        with self._lock:
+            self._held.pop((id(store), name), None)
+
+    def tick(self) -> int:
+        """Extend every held lock now; returns how many were still ours."""
+        with self._lock:
+            held = list(self._held.items())
+        ttl_ms = int(settings.MARKET_CACHE_LOCK_TIMEOUT * 1000)
+        kept = 0
+        for (_, name), (store, token) in held:
+            try:
+                kept += store.extend(name, token, ttl_ms)
+            except StoreUnavailable:
+                pass
+        return kept
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(settings.MARKET_CACHE_LOCK_TIMEOUT / 3)
+            with self._lock:
+                if not self._held:
+                    self._thread = None
+                    return
+            self.tick()
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._held = {}
+        self._thread = None
+
+
+keeper = _LockKeeper()
+os.register_at_fork(after_in_child=keeper._after_fork)
+
+
+# --- process memory: decoded values, and the store while Redis is unavailable ----------------------
+
+
+class _Memo:
+    """A byte-bounded LRU of ``key -> (expires_at, size, value)``."""
+
+    def __init__(self, max_bytes: int = MEMO_MAX_BYTES) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, tuple[float, int, Any]] = OrderedDict()
+        self._bytes = 0
+        self.max_bytes = max_bytes
+
+    def get(self, key: str, at: float) -> Any | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if at >= item[0]:
+                self._pop(key)
+                return None
+            self._items.move_to_end(key)
+            return item[2]
+
+    def put(self, key: str, expires_at: float, size: int, value: Any) -> None:
+        with self._lock:
+            self._pop(key)
+            self._items[key] = (expires_at, size, value)
+            self._bytes += size
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                self._pop(next(iter(self._items)))
+
+    def _pop(self, key: str) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self._bytes -= item[1]
+
+    def discard(self, match: Callable[[str], bool]) -> None:
+        with self._lock:
+            for key in [k for k in self._items if match(k)]:
+                self._pop(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
 
 
 class _Flight:
@@ -210,8 +605,9 @@ class _Flight:
 
 @dataclass(slots=True)
 class _Read:
-    values: list[bytes | None]
-    keys: list[str | None]  # the concrete keys read (None: Redis unreachable)
+    values: list[bytes | None]  # stored envelopes, fresh ones only
+    keys: list[str | None]  # the versioned keys read (None: Redis unavailable)
+    memo: list[Any]  # decoded values found in the memo (None where not)
 
 
 class MarketCache:
@@ -221,68 +617,118 @@ class MarketCache:
         self._backend = backend
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
+        self.memo = _Memo()  # decoded values (versioned keys) and fallback values ("local:" names)
 
     @property
     def backend(self) -> BaseCache:
         return self._backend if self._backend is not None else caches["default"]
 
+    @property
+    def store(self) -> Store:
+        return store_for(self.backend)
+
     # --- reads ------------------------------------------------------------------------------
 
     def get_cached(self, key: CacheKey) -> bytes | None:
-        return self._read([key]).values[0]
+        read = self._read([key])
+        stored = read.values[0]
+        return decode(stored) if stored is not None else None
 
     def get_or_compute(self, key: CacheKey, compute: Compute) -> tuple[bytes, bool]:
         """``(value, hit)``: the cached value, or ``compute()``'s, computed once across processes."""
         return self.get_or_compute_many([(key, compute)])[0]
 
     def get_or_compute_many(
-        self, items: Sequence[tuple[CacheKey, Compute]]
-    ) -> list[tuple[bytes, bool]]:
-        """Like ``get_or_compute`` for several keys, read in one round trip."""
-        read = self._read([key for key, _ in items])
-        results = []
-        for (key, compute), value, concrete in zip(items, read.values, read.keys, strict=True):
-            if value is not None:
-                results.append((value, True))
+        self,
+        items: Sequence[tuple[CacheKey, Compute]],
+        decode_with: Callable[[bytes, float], Any] | None = None,
+    ) -> list[tuple[Any, bool]]:
+        """Like ``get_or_compute`` for several keys, read in one round trip. With
+        ``decode_with``, returns ``decode_with(value, expires_at)``, memoised per process."""
+        keys = [key for key, _ in items]
+        read = self._read(keys, memoised=decode_with is not None)
+        results: list[tuple[Any, bool]] = []
+        for i, (key, compute) in enumerate(items):
+            if read.memo[i] is not None:
+                results.append((read.memo[i], True))
+                continue
+            stored = read.values[i]
+            hit = stored is not None
+            if stored is None:
+                stored = self._compute_once(key, read.keys[i], compute)
+            if decode_with is None:
+                results.append((decode(stored), hit))
             else:
-                results.append((self._compute_once(key, concrete, compute), False))
+                results.append((self._decoded(key, read.keys[i], stored, decode_with), hit))
         return results
 
-    def _read(self, keys: Sequence[CacheKey]) -> _Read:
-        backend = self.backend
+    def _decoded(
+        self,
+        key: CacheKey,
+        concrete: str | None,
+        stored: bytes,
+        decode_with: Callable[[bytes, float], Any],
+    ) -> Any:
+        expires_at = expiry_of(stored) or 0.0
+        value = decode_with(decode(stored), expires_at)
+        if concrete is not None and expires_at is not None:
+            self.memo.put(f"decoded:{concrete}", expires_at, len(stored), value)
+        return value
+
+    def _read(self, keys: Sequence[CacheKey], *, memoised: bool = False) -> _Read:
+        store = self.store
+        at = now()
         version_keys = [EPOCH, *dict.fromkeys(_version_key(k.scope) for k in keys)]
         guessed = {v: _known.get(v) for v in version_keys}
         concrete = [self._concrete(k, guessed) for k in keys]
-        found = backend.get_many(version_keys + [c for c in concrete if c is not None])
-        current = {v: found.get(v) for v in version_keys}
-        if current != guessed or None in current.values():
-            resolved = self._resolve(current)
-            if resolved is None:  # Redis unreachable: every key is a miss, nothing is stored
-                self._note(keys, [None] * len(keys))
-                return _Read([None] * len(keys), [None] * len(keys))
-            _known.update(resolved)
-            concrete = [self._concrete(k, resolved) for k in keys]
-            found = backend.get_many(concrete)  # type: ignore[arg-type]
-        values = [found.get(c) for c in concrete]
-        self._note(keys, values)
-        return _Read(values, concrete)  # type: ignore[arg-type]
+        memo = [
+            self.memo.get(f"decoded:{c}", at) if memoised and c is not None else None
+            for c in concrete
+        ]
+        wanted = [c for c, m in zip(concrete, memo, strict=True) if c is not None and m is None]
+        try:
+            found = dict(zip(version_keys + wanted, store.mget(version_keys + wanted), strict=True))
+            current = {v: _token(found.get(v)) for v in version_keys}
+            if current != guessed or None in current.values():
+                resolved = self._resolve(store, current)
+                _known.update(resolved)
+                concrete = [self._concrete(k, resolved) for k in keys]
+                memo = [
+                    self.memo.get(f"decoded:{c}", at) if memoised and c is not None else None
+                    for c in concrete
+                ]
+                wanted = [c for c, m in zip(concrete, memo, strict=True) if m is None]
+                found = dict(zip(wanted, store.mget(wanted), strict=True))  # type: ignore[arg-type]
+        except StoreUnavailable:
+            return self._read_local(keys, at)
+        values = [
+            None if m is not None or not _fresh(found.get(c), at) else found[c]  # type: ignore[index]
+            for c, m in zip(concrete, memo, strict=True)
+        ]
+        self._note(
+            keys, [v is not None or m is not None for v, m in zip(values, memo, strict=True)]
+        )
+        return _Read(values, concrete, memo)  # type: ignore[arg-type]
 
-    def _resolve(self, current: dict[str, Any]) -> dict[str, int] | None:
+    def _read_local(self, keys: Sequence[CacheKey], at: float) -> _Read:
+        """Redis unavailable: this process's own copies (kept while Redis was unavailable)."""
+        values = [self.memo.get(f"local:{k.namespace}:{k.name}", at) for k in keys]
+        self._note(keys, [v is not None for v in values])
+        return _Read(values, [None] * len(keys), [None] * len(keys))
+
+    @staticmethod
+    def _resolve(store: Store, current: dict[str, int | None]) -> dict[str, int]:
         """Fill in missing version keys (first use, or lost): a fresh token, unless another
-        process set one first. None when Redis does not answer."""
+        process set one first."""
         resolved = {}
-        backend = self.backend
         for key, token in current.items():
             if token is None:
                 token = _new_token()
-                added = backend.add(key, token, timeout=None)
-                if added is None:
-                    return None
-                if not added:
-                    token = backend.get(key)
+                if not store.add(key, str(token), None):
+                    token = _token(store.get(key))
                     if token is None:
-                        return None
-            resolved[key] = int(token)
+                        raise StoreUnavailable(f"version {key} vanished")
+            resolved[key] = token
         return resolved
 
     @staticmethod
@@ -292,104 +738,123 @@ class MarketCache:
             return None
         return f"{key.namespace}:{key.name}:{epoch:x}.{scope:x}"
 
-    def _note(self, keys: Sequence[CacheKey], values: Sequence[bytes | None]) -> None:
+    def _note(self, keys: Sequence[CacheKey], hits: Sequence[bool]) -> None:
         backend = self.backend
-        for key, value in zip(keys, values, strict=True):
-            hit = value is not None
+        for key, hit in zip(keys, hits, strict=True):
             note_cache(key.namespace, hit)
             _count(key.namespace, "hit" if hit else "miss", backend)
 
     # --- misses: single flight --------------------------------------------------------------
 
     def _compute_once(self, key: CacheKey, concrete: str | None, compute: Compute) -> bytes:
-        """In-process first: one thread per key computes or waits on Redis, the others of this
-        process wait on an Event (no polling) and share its value or its exception."""
-        if concrete is None:
-            return self._compute(key, None, compute)
+        """In-process first: one thread per key computes (or waits on Redis); the others of this
+        process wait on an Event (no polling) and share its stored value or its exception."""
+        flight_key = concrete if concrete is not None else f"local:{key.namespace}:{key.name}"
         with self._flights_lock:
-            flight = self._flights.get(concrete)
+            flight = self._flights.get(flight_key)
             leader = flight is None
             if leader:
-                flight = self._flights[concrete] = _Flight()
+                flight = self._flights[flight_key] = _Flight()
+        assert flight is not None
         if not leader:
-            if flight.done.wait(timeout=2 * settings.MARKET_CACHE_LOCK_TIMEOUT):
+            release_db_connection()
+            if flight.done.wait(timeout=3 * settings.MARKET_CACHE_LOCK_TIMEOUT):
                 if flight.error is not None:
                     raise flight.error
                 return flight.value  # type: ignore[return-value]
-            return self._compute_shared(key, concrete, compute)
+            return self._compute(key, concrete, compute)
         try:
-            flight.value = self._compute_shared(key, concrete, compute)
+            if concrete is None:
+                # Another leader may have finished between our read and our flight: its value
+                # is in process memory now.
+                kept = self.memo.get(flight_key, now())
+                flight.value = kept if kept is not None else self._compute(key, None, compute)
+            else:
+                flight.value = self._compute_shared(key, concrete, compute)
             return flight.value
         except BaseException as exc:
             flight.error = exc
             raise
         finally:
             with self._flights_lock:
-                del self._flights[concrete]
+                del self._flights[flight_key]
             flight.done.set()
 
     def _compute_shared(self, key: CacheKey, concrete: str, compute: Compute) -> bytes:
         """Across processes: the Redis lock holder computes, the others poll with back-off."""
+        store = self.store
         lock = f"md:lock:{concrete}"
-        acquired = self._acquire(lock)
-        if acquired is None:
+        token = secrets.token_hex(8)
+        ttl_ms = int(settings.MARKET_CACHE_LOCK_TIMEOUT * 1000)
+        try:
+            if store.add(lock, token, ttl_ms):
+                return self._compute_locked(store, key, concrete, lock, token, compute)
+        except StoreUnavailable:
             return self._compute(key, None, compute)
-        if acquired:
-            return self._compute_locked(key, concrete, lock, compute)
-        timeout = settings.MARKET_CACHE_LOCK_TIMEOUT
-        deadline = time.monotonic() + timeout
+        release_db_connection()
+        deadline = time.monotonic() + 3 * settings.MARKET_CACHE_LOCK_TIMEOUT
         delay = _POLL_FIRST
         while time.monotonic() < deadline:
             time.sleep(delay)
             delay = min(delay * 2, _POLL_MAX)
-            found = self.backend.get_many([concrete, lock])
-            if concrete in found:
-                return found[concrete]
-            if lock not in found:  # the holder failed (or its lock expired): take over
-                acquired = self._acquire(lock)
-                if acquired is None:
-                    return self._compute(key, None, compute)
-                if acquired:
-                    return self._compute_locked(key, concrete, lock, compute)
-        logger.warning("waited %.1f s for %s to be computed; computing it here", timeout, concrete)
+            try:
+                stored, holder = store.mget([concrete, lock])
+                if _fresh(stored, now()):
+                    return stored
+                if holder is None and store.add(lock, token, ttl_ms):
+                    # The holder failed, or died and its lock expired: take over.
+                    return self._compute_locked(store, key, concrete, lock, token, compute)
+            except StoreUnavailable:
+                return self._compute(key, None, compute)
+        logger.warning(
+            "waited %.0f s for %s to be computed; computing it here",
+            3 * settings.MARKET_CACHE_LOCK_TIMEOUT, concrete,
+        )  # fmt: skip
         return self._compute(key, concrete, compute)
 
-    def _acquire(self, lock: str) -> bool | None:
-        """True: ours; False: someone else's; None: Redis did not answer (compute directly)."""
-        try:
-            return self.backend.add(lock, 1, timeout=settings.MARKET_CACHE_LOCK_TIMEOUT)
-        except Exception as exc:  # IGNORE_EXCEPTIONS covers connection errors; anything else too
-            logger.warning("market cache lock %s failed (%s): %s", lock, type(exc).__name__, exc)
-            return None
-
-    def _compute_locked(self, key: CacheKey, concrete: str, lock: str, compute: Compute) -> bytes:
-        started = time.monotonic()
+    def _compute_locked(
+        self, store: Store, key: CacheKey, concrete: str, lock: str, token: str, compute: Compute
+    ) -> bytes:
+        keeper.hold(store, lock, token)
         try:
             # Stored by the previous holder between our read and our lock: do not redo it.
-            stored = self.backend.get(concrete)
-            if stored is not None:
+            stored = store.get(concrete)
+            if _fresh(stored, now()):
                 return stored
             return self._compute(key, concrete, compute)
+        except StoreUnavailable:
+            return self._compute(key, None, compute)
         finally:
-            # Past its TTL the lock may already be another caller's: leave it to expire.
-            if time.monotonic() - started < settings.MARKET_CACHE_LOCK_TIMEOUT:
-                try:
-                    self.backend.delete(lock)
-                except Exception as exc:
-                    logger.warning("market cache unlock %s failed: %s", lock, exc)
+            keeper.drop(store, lock)
+            try:
+                store.unlock(lock, token)
+            except StoreUnavailable:
+                pass  # it expires
 
     def _compute(self, key: CacheKey, concrete: str | None, compute: Compute) -> bytes:
+        """Run the computation and store its value; returns the stored envelope."""
         version_key = _version_key(key.scope)
         bumped_before = _bumped_here().get(version_key)
-        value = compute()
-        if not isinstance(value, bytes):
-            raise TypeError(f"cache values are bytes, got {type(value).__name__} for {key}")
+        result = compute()
+        if not isinstance(result, Computed) or not isinstance(result.value, bytes):
+            raise TypeError(f"a computation returns Computed(bytes, expires_at), got {result!r}")
+        stored = encode(result.value, result.expires_at)
         _count(key.namespace, "compute", self.backend)
         computed.send(
-            sender=MarketCache, namespace=key.namespace, name=key.name, key=concrete or key.name
+            sender=MarketCache,
+            namespace=key.namespace,
+            name=key.name,
+            key=concrete or key.name,
+            expires_at=result.expires_at,
         )
+        ttl_ms = math.ceil((result.expires_at - now()) * 1000)
+        if ttl_ms <= 0:
+            return stored  # already stale (a computation that outlived its candle): serve once
         if concrete is None:
-            return value
+            self.memo.put(
+                f"local:{key.namespace}:{key.name}", result.expires_at, len(stored), stored
+            )
+            return stored
         targets = [concrete]
         # The computation itself stored new data and moved the scope's version (a read-through
         # fill of new candles). What it read after that is current for the new version too:
@@ -399,49 +864,79 @@ class MarketCache:
             fresh = self._concrete(key, {**_known, version_key: bumped_after})
             if fresh is not None:
                 targets.append(fresh)
-        ttl = ttl_for(key.namespace)
         try:
-            self.backend.set_many(dict.fromkeys(targets, value), timeout=ttl)
-        except Exception as exc:
-            logger.warning("market cache set %s failed: %s", concrete, exc)
-        return value
+            self.store.set_many(dict.fromkeys(targets, stored), ttl_ms)
+        except StoreUnavailable:
+            self.memo.put(
+                f"local:{key.namespace}:{key.name}", result.expires_at, len(stored), stored
+            )
+        return stored
 
     # --- writes -----------------------------------------------------------------------------
 
-    def set_cached(self, key: CacheKey, value: bytes, ttl: int | None = None) -> None:
+    def set_cached(self, key: CacheKey, value: bytes, expires_at: float | None = None) -> None:
         """Store ``value`` under the current versions of ``key``'s scope."""
-        versions = self._current_versions([key.scope])
-        if versions is None:
-            return
-        concrete = self._concrete(key, versions)
-        if concrete is not None:
-            self.backend.set(
-                concrete, value, timeout=ttl if ttl is not None else ttl_for(key.namespace)
-            )
+        expires_at = expires_at if expires_at is not None else now() + ttl_for(key.namespace)
+        try:
+            versions = self._current_versions([key.scope])
+            concrete = self._concrete(key, versions)
+            if concrete is not None:
+                ttl_ms = math.ceil((expires_at - now()) * 1000)
+                self.store.set_many({concrete: encode(value, expires_at)}, ttl_ms)
+        except StoreUnavailable:
+            pass
 
-    def _current_versions(self, scopes: Iterable[str]) -> dict[str, int] | None:
+    def _current_versions(self, scopes: Iterable[str]) -> dict[str, int]:
         version_keys = [EPOCH, *(_version_key(s) for s in scopes)]
-        found = self.backend.get_many(version_keys)
-        resolved = self._resolve({v: found.get(v) for v in version_keys})
-        if resolved is not None:
-            _known.update(resolved)
+        store = self.store
+        found = store.mget(version_keys)
+        resolved = self._resolve(
+            store, {v: _token(f) for v, f in zip(version_keys, found, strict=True)}
+        )
+        _known.update(resolved)
         return resolved
 
     # --- invalidation -----------------------------------------------------------------------
 
     def invalidate(self, scopes: Iterable[str]) -> None:
         """New versions for these scopes (one round trip): their cached values are unreachable."""
+        scopes = list(scopes)
         tokens = {_version_key(scope): _new_token() for scope in scopes}
-        if tokens:
-            self.backend.set_many(tokens, timeout=None)
-            _known.update(tokens)
-            _bumped_here().update(tokens)
+        if not tokens:
+            return
+        _known.update(tokens)
+        _bumped_here().update(tokens)
+
+        def local_of_scope(memo_key: str) -> bool:
+            if not memo_key.startswith("local:"):
+                return False
+            name = memo_key.split(":", 2)[2]
+            return any(name == s or name.startswith(f"{s}:") for s in scopes)
+
+        self.memo.discard(local_of_scope)
+        try:
+            self.store.set_forever(tokens)
+        except StoreUnavailable:
+            logger.debug("market cache: invalidation of %d scope(s) not stored", len(tokens))
 
     def invalidate_all(self) -> None:
         """A new epoch: every market data and indicator value is unreachable."""
         token = _new_token()
-        self.backend.set(EPOCH, token, timeout=None)
         _known[EPOCH] = token
+        self.memo.clear()
+        try:
+            self.store.set_forever({EPOCH: token})
+        except StoreUnavailable:
+            logger.debug("market cache: new epoch not stored")
+
+
+def _token(raw: Any) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return None
 
 
 def scope_series(exchange: str, symbol: str, timeframe: str) -> str:

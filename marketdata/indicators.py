@@ -3,19 +3,36 @@
 Outputs have the input's length; the warm-up positions (too little history for a value) are NaN,
 which the API renders as ``null``, never ``0``. A spec is written ``name[:period...]``:
 ``sma:50``, ``rsi`` (= ``rsi:14``), ``macd:12:26:9``; its text is also its cache key part.
+
+**Warm-up.** An EMA-family value (EMA, RSI's Wilder smoothing, MACD) depends on every earlier
+candle, with a weight that decays geometrically; TA-Lib seeds it with a simple average, so its
+first values differ from those of a run over a long history. ``warmup(spec)`` is how many candles
+to read before the first value one wants: TA-Lib's own lookback for the function plus a
+convergence tail after which the seed's weight is below ``CONVERGENCE`` (1e-10, so values agree
+with a long-history run to a relative 1e-8 with a margin): ``ln(1e-10) / ln(1 - alpha)`` candles
+with ``alpha = 2 / (period + 1)`` for an EMA and ``1 / period`` for RSI; for MACD the slow EMA's
+tail plus the signal's. An SMA needs only its lookback.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import talib
+import talib.abstract
 
 MIN_PERIOD = 2
 MAX_PERIOD = 500
 MAX_SPECS = 10
+CONVERGENCE = 1e-10
+
+
+def _tail(alpha: float) -> int:
+    return math.ceil(math.log(CONVERGENCE) / math.log(1 - alpha))
 
 
 def sma(close: np.ndarray, period: int = 20) -> np.ndarray:
@@ -56,10 +73,48 @@ KINDS: dict[str, _Kind] = {
 }
 
 
+_TALIB_NAMES = {"sma": ("SMA", ("timeperiod",)), "ema": ("EMA", ("timeperiod",)),
+                "rsi": ("RSI", ("timeperiod",)),
+                "macd": ("MACD", ("fastperiod", "slowperiod", "signalperiod"))}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4096)
+def _lookback(name: str, params: tuple[int, ...]) -> int:
+    # Building a TA-Lib abstract Function costs ~30 us: once per spec, not per request.
+    function, names = _TALIB_NAMES[name]
+    return int(talib.abstract.Function(function, **dict(zip(names, params, strict=True))).lookback)
+
+
+@functools.lru_cache(maxsize=4096)
+def _warmup(spec: IndicatorSpec) -> int:
+    return spec._warmup()
+
+
 @dataclass(frozen=True)
 class IndicatorSpec:
     name: str
     params: tuple[int, ...]
+
+    @property
+    def lookback(self) -> int:
+        """TA-Lib's lookback: candles consumed before the first value."""
+        return _lookback(self.name, self.params)
+
+    @property
+    def warmup(self) -> int:
+        """Candles to read before the first wanted value (lookback plus convergence tail)."""
+        return _warmup(self)
+
+    def _warmup(self) -> int:
+        if self.name == "sma":
+            tail = 0
+        elif self.name == "ema":
+            tail = _tail(2 / (self.params[0] + 1))
+        elif self.name == "rsi":
+            tail = _tail(1 / self.params[0])
+        else:  # macd: the slow EMA converges slowest, then the signal EMA over the MACD line
+            tail = _tail(2 / (self.params[1] + 1)) + _tail(2 / (self.params[2] + 1))
+        return self.lookback + tail
 
     @property
     def label(self) -> str:

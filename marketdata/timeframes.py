@@ -1,8 +1,10 @@
-"""Candle timeframes: their length and the UTC-aligned open times of their candles.
+"""Candle timeframes: their length and the open times of their candles.
 
 ``Timeframe`` is the set of choices (bots store one, candles are keyed by one); this module also
-gives their durations and alignment. Every timeframe divides a UTC day, so a candle
-opens at a multiple of its length counted from the Unix epoch (midnight UTC for ``1d``).
+gives their durations and alignment. Every timeframe divides a UTC day, so a candle usually
+opens at a multiple of its length counted from the Unix epoch (midnight UTC for ``1d``). Some
+venues align differently (daily candles opening at 16:00 UTC, midnight in UTC+8): the functions
+take that series' ``offset`` in seconds (``offset_of`` reads it off a candle), 0 by default.
 """
 
 from __future__ import annotations
@@ -46,28 +48,33 @@ def timeframe_delta(timeframe: str) -> timedelta:
     return timedelta(seconds=timeframe_seconds(timeframe))
 
 
-def align(moment: datetime, timeframe: str) -> datetime:
+def align(moment: datetime, timeframe: str, offset: int = 0) -> datetime:
     """Open time of the candle that contains ``moment`` (aware UTC)."""
     if timezone.is_naive(moment):
         raise ValueError("market data times must be timezone-aware (UTC).")
     step = timeframe_seconds(timeframe)
-    seconds = int(moment.timestamp()) // step * step
+    seconds = (int(moment.timestamp()) - offset) // step * step + offset
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def align_up(moment: datetime, timeframe: str) -> datetime:
+def align_up(moment: datetime, timeframe: str, offset: int = 0) -> datetime:
     """Open time of the first candle that opens at or after ``moment``."""
-    start = align(moment, timeframe)
+    start = align(moment, timeframe, offset)
     return start if start == moment else start + timeframe_delta(timeframe)
 
 
-def is_aligned(moment: datetime, timeframe: str) -> bool:
-    return moment.timestamp() % timeframe_seconds(timeframe) == 0
+def offset_of(moment: datetime, timeframe: str) -> int:
+    """How far (seconds) a candle opening at ``moment`` is from the UTC-epoch alignment."""
+    return int(moment.timestamp()) % timeframe_seconds(timeframe)
 
 
-def last_closed_open_time(now: datetime, timeframe: str) -> datetime:
+def is_aligned(moment: datetime, timeframe: str, offset: int = 0) -> bool:
+    return (moment.timestamp() - offset) % timeframe_seconds(timeframe) == 0
+
+
+def last_closed_open_time(now: datetime, timeframe: str, offset: int = 0) -> datetime:
     """Open time of the newest candle that has closed at ``now``."""
-    return align(now, timeframe) - timeframe_delta(timeframe)
+    return align(now, timeframe, offset) - timeframe_delta(timeframe)
 
 
 def utcnow() -> datetime:

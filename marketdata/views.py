@@ -10,6 +10,7 @@ copied per instance).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.http import HttpResponse, QueryDict
@@ -36,7 +37,8 @@ SYMBOL = OpenApiParameter(
     "symbol",
     str,
     required=True,
-    description="BASE/QUOTE, e.g. BTC/USDT (BTC/USDT:USDT: perpetual).",
+    description="A ccxt unified symbol: BTC/USDT (spot), BTC/USDT:USDT (perpetual), "
+    "BTC/USDT:USDT-260327 (future), BTC/USD:BTC-260327-60000-C (option).",
 )
 TIMEFRAME = OpenApiParameter("timeframe", str, required=True, enum=Timeframe.values)
 LIMIT = OpenApiParameter(
@@ -113,8 +115,9 @@ class MarketDataView(APIView):
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, ExchangeUnavailable):
+            retry_after = exc.retry_after if exc.retry_after is not None else 5
             exc = ServiceUnavailable(exc.message)
-            self.headers["Retry-After"] = "5"
+            self.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
         elif isinstance(exc, NotSupported):
             exc = _invalid(exc.message, None, code="not_supported")
         elif isinstance(exc, MarketDataError) and exc.field:
@@ -167,7 +170,7 @@ class IndicatorsView(MarketDataView):
     @extend_schema(
         parameters=[SYMBOL, TIMEFRAME, NAMES, LIMIT, X_CACHE],
         responses={200: JSON_BODY},
-        summary="SMA, EMA, RSI, MACD over the newest closed candles (warm-up values are null)",
+        summary="SMA, EMA, RSI, MACD over the newest closed candles, warm-up-correct at any limit",
     )
     def get(self, request: Request) -> HttpResponse:
         params = request.query_params

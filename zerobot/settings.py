@@ -278,7 +278,7 @@ SPECTACULAR_SETTINGS = {
         "PositionStatusEnum": "trading.models.PositionStatus",
         "PositionSideEnum": "trading.models.PositionSide",
         "TradeSideEnum": "trading.models.TradeSide",
-        "TimeframeEnum": "trading.models.Timeframe",
+        "TimeframeEnum": "marketdata.timeframes.Timeframe",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     # One error shape for every 4xx/5xx (zerobot.lib.api): the answers any operation can give are
@@ -387,13 +387,28 @@ if not EXCHANGE_ID.isascii() or not EXCHANGE_ID.replace("_", "").isalnum():
     raise ImproperlyConfigured(
         f"EXCHANGE_ID={EXCHANGE_ID!r} is not a ccxt exchange id such as okx or binance."
     )
-EXCHANGE_TIMEOUT_MS = env_int("EXCHANGE_TIMEOUT_MS", 10_000, minimum=100, maximum=120_000)
+# One HTTP request to the exchange, and one whole call (every retry and back-off sleep included):
+# kept well under MARKET_CACHE_LOCK_TIMEOUT and gunicorn's worker timeout (30 s).
+EXCHANGE_TIMEOUT_MS = env_int("EXCHANGE_TIMEOUT_MS", 3_000, minimum=100, maximum=120_000)
+EXCHANGE_DEADLINE_MS = env_int("EXCHANGE_DEADLINE_MS", 6_000, minimum=100, maximum=120_000)
 SYNTHETIC_MARKET_SEED = env_int("SYNTHETIC_MARKET_SEED", 42, minimum=0)
 # Seconds: OHLCV, tickers and funding rates; indicators (recomputed from cached candles).
 MARKET_DATA_CACHE_TTL = env_int("MARKET_DATA_CACHE_TTL", 300, minimum=1, maximum=86_400)
 INDICATOR_CACHE_TTL = env_int("INDICATOR_CACHE_TTL", 900, minimum=1, maximum=86_400)
 # Single-flight: how long one computation may hold a key's lock; waiters wait at most this long.
 MARKET_CACHE_LOCK_TIMEOUT = env_float("MARKET_CACHE_LOCK_TIMEOUT", 10.0, minimum=0.1, maximum=300)
+if EXCHANGE_DEADLINE_MS / 1000 >= MARKET_CACHE_LOCK_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"EXCHANGE_DEADLINE_MS={EXCHANGE_DEADLINE_MS} must be shorter than "
+        f"MARKET_CACHE_LOCK_TIMEOUT={MARKET_CACHE_LOCK_TIMEOUT:g} s: a computation waiting on the "
+        "exchange must end before other processes stop waiting for it."
+    )
+# Seconds after a candle closes before its cached series expire (exchanges publish a closed
+# candle a moment late); and how long the circuit breaker skips a failing Redis.
+MARKET_DATA_CLOSE_LAG = env_float("MARKET_DATA_CLOSE_LAG", 3.0, minimum=0, maximum=300)
+MARKET_CACHE_BREAKER_SECONDS = env_float(
+    "MARKET_CACHE_BREAKER_SECONDS", 5.0, minimum=0.1, maximum=600
+)
 
 # --- Auth, i18n, static -------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,8 +1,10 @@
 """The one interface every market data source implements, and the values it returns.
 
-Prices are ``Decimal`` (exact, as the exchange sent them), times aware UTC, candle open times
-aligned to their timeframe. Clients do network I/O (or simulate it) and nothing else: no database,
-no cache; ``marketdata.services`` stores and caches what they return.
+Prices are ``Decimal`` (exact, as the exchange sent them), times aware UTC, candle open times as
+the venue aligns them (``marketdata.services.clean_candles`` handles duplicates and alignment).
+Clients do network I/O (or simulate it) and nothing else: no database, no cache (the ccxt client
+shares its request budget with the host's other processes through Redis);
+``marketdata.services`` stores and caches what they return.
 """
 
 from __future__ import annotations
@@ -36,7 +38,12 @@ class NotSupported(MarketDataError):
 
 
 class ExchangeUnavailable(MarketDataError):
-    """Timeouts, rate limits that outlasted the retries, maintenance: try again later."""
+    """Timeouts, rate limits that outlasted the retries, maintenance, a ban: try again later
+    (``retry_after`` seconds when the venue said so)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,4 +93,11 @@ class MarketDataClient(abc.ABC):
 
     @abc.abstractmethod
     def fetch_funding_rate(self, *, symbol: str) -> FundingRate:
-        """The current funding rate of ``symbol``'s perpetual (``BTC/USDT`` means ``BTC/USDT:USDT``)."""
+        """The current funding rate of ``symbol``'s perpetual (``BTC/USDT`` means ``BTC/USDT:USDT``),
+        keyed by the settlement it applies to."""
+
+    @abc.abstractmethod
+    def fetch_funding_rate_history(
+        self, *, symbol: str, since: datetime, limit: int = 1000
+    ) -> list[FundingRate]:
+        """Settled funding rates of ``symbol``'s perpetual from ``since`` on, in time order."""

@@ -1,20 +1,30 @@
 """A real exchange through ccxt (``MARKET_DATA_PROVIDER=ccxt``, ``EXCHANGE_ID=okx|binance|...``).
 
-- Timeouts: ccxt's ``timeout`` (``EXCHANGE_TIMEOUT_MS``) bounds every HTTP request.
-- Rate limiting: ccxt's own throttle (``enableRateLimit``, the exchange's ``rateLimit`` between
-  requests), calls serialised per client (one throttle, one budget), and bounded retries with
-  exponential back-off on rate-limit and network errors before ``ExchangeUnavailable``.
-- Symbols: ``BTC/USDT`` is the spot market, ``BTC/USDT:USDT`` the linear perpetual; funding
-  rates always use the perpetual, and candles fall back to it on derivatives-only venues.
+- Time: ``EXCHANGE_TIMEOUT_MS`` (3 s) bounds each HTTP request and ``EXCHANGE_DEADLINE_MS`` (6 s)
+  one whole call, every retry, back-off and budget wait included (a computation's calls share
+  one deadline, ``marketdata.clients.deadline``). Both are below the cache lock
+  (``MARKET_CACHE_LOCK_TIMEOUT``, 10 s; settings refuse a deadline that is not) and gunicorn's
+  worker timeout (30 s), so a failing exchange costs a request at most ~6 s, never a worker.
+- Rate limiting: one request budget per exchange and host, shared through Redis
+  (``budget.RequestBudget``: the exchange's ccxt ``rateLimit`` between requests); ccxt's own
+  per-object throttle is off. No lock is held while waiting or sleeping.
+- Retries: network errors, timeouts and rate limits are retried with exponential back-off while
+  the deadline allows; a ``Retry-After`` from the venue is honoured (and paused for the whole
+  host); an HTTP 418 (an IP ban) is never retried: the host pauses for its ``Retry-After``
+  (60 s if none) and the call fails with ``ExchangeUnavailable(retry_after=...)``.
+- Symbols: ccxt unified symbols; ``BTC/USDT`` is the spot market, ``BTC/USDT:USDT`` the linear
+  perpetual; funding rates always use the perpetual, and candles fall back to it on
+  derivatives-only venues. Markets are matched case-insensitively.
 - Long histories: ``fetch_ohlcv`` pages forward through ``since`` in the exchange's per-request
   maximum (ccxt ``features``), so ``limit`` may exceed it.
 
-The exchange object is injectable: tests pass a fake with ccxt's method names and exceptions, so
-this code runs unchanged without a network.
+The exchange object is injectable: tests pass a ccxt class whose HTTP session is faked (the
+quirks that are ccxt's: status mapping, headers), or a fake with ccxt's method names.
 """
 
 from __future__ import annotations
 
+import email.utils
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +34,7 @@ from typing import Any, TypeVar
 
 import ccxt
 
+from marketdata.clients import current_deadline
 from marketdata.clients.base import (
     Candle,
     ExchangeUnavailable,
@@ -35,8 +46,9 @@ from marketdata.clients.base import (
     UnknownSymbol,
     UnknownTimeframe,
 )
+from marketdata.clients.budget import RequestBudget
 from marketdata.symbols import normalize_symbol, perpetual_symbol
-from marketdata.timeframes import align_up, timeframe_seconds
+from marketdata.timeframes import timeframe_seconds
 from zerobot.lib.money import (
     PRICE_DECIMAL_PLACES,
     QUANTITY_DECIMAL_PLACES,
@@ -47,6 +59,10 @@ from zerobot.lib.money import (
 T = TypeVar("T")
 DEFAULT_PAGE_LIMIT = 500
 RETRYABLE = (ccxt.NetworkError,)  # includes RateLimitExceeded, DDoSProtection, RequestTimeout
+BAN_STATUS = 418
+DEFAULT_BAN_SECONDS = 60.0
+MIN_ATTEMPT_SECONDS = 0.2  # no attempt is started with less time than this before the deadline
+FUNDING_INTERVAL_MS = 8 * 3_600_000  # when a venue does not say its settlement
 
 
 def _ms_to_datetime(ms: int | float) -> datetime:
@@ -62,54 +78,161 @@ def _amount(value: Any, places: int) -> Decimal | None:
         return None
 
 
+def retry_after_seconds(headers: Any, now: float | None = None) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date) in seconds, or None."""
+    value = None
+    if headers is not None:
+        value = headers.get("Retry-After") or headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+class _Session:
+    """Wraps ccxt's requests session: caps each request's timeout at the call's remaining time
+    and keeps the last response's status and headers per thread (ccxt keeps them per exchange
+    object, which threads share)."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._local = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def start(self, remaining: float) -> None:
+        self._local.remaining = remaining
+        self._local.status = None
+        self._local.headers = None
+
+    @property
+    def last(self) -> tuple[int | None, Any]:
+        return getattr(self._local, "status", None), getattr(self._local, "headers", None)
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        remaining = getattr(self._local, "remaining", None)
+        if remaining is not None and kwargs.get("timeout") is not None:
+            kwargs["timeout"] = max(0.05, min(float(kwargs["timeout"]), remaining))
+        response = self._session.request(method, url, **kwargs)
+        self._local.status = getattr(response, "status_code", None)
+        self._local.headers = getattr(response, "headers", None)
+        return response
+
+
 class CcxtClient(MarketDataClient):
     def __init__(
         self,
         *,
         exchange_id: str,
-        timeout_ms: int = 10_000,
+        timeout_ms: int = 3_000,
+        deadline_ms: int = 6_000,
         exchange: Any | None = None,
         retries: int = 3,
         sleep: Callable[[float], None] = time.sleep,
+        budget: RequestBudget | None = None,
     ) -> None:
         if exchange is None:
             factory = getattr(ccxt, exchange_id, None) if exchange_id in ccxt.exchanges else None
             if factory is None:
                 raise ValueError(f"{exchange_id!r} is not an exchange ccxt knows.")
-            exchange = factory({"enableRateLimit": True, "timeout": timeout_ms})
+            # ccxt's throttle would sleep per object; the shared budget replaces it.
+            exchange = factory({"enableRateLimit": False, "timeout": timeout_ms})
         self.exchange = exchange
         self.exchange_id = exchange_id
         self.retries = retries
+        self.deadline_s = deadline_ms / 1000
         self._sleep = sleep
-        self._lock = threading.Lock()
+        session = getattr(exchange, "session", None)
+        self._session = _Session(session) if session is not None else None
+        if self._session is not None:
+            exchange.session = self._session
+        interval = float(getattr(exchange, "rateLimit", 100) or 100)
+        self.budget = budget if budget is not None else RequestBudget(exchange_id, interval)
+        self._markets_lock = threading.Lock()
         self._markets: dict[str, Any] | None = None
+        self._markets_folded: dict[str, str] = {}
 
     # --- plumbing ---------------------------------------------------------------------------
 
     def _call(self, method: Callable[..., T], *args: Any) -> T:
-        """One exchange request: serialised, retried with back-off, errors in our terms."""
+        """One exchange request within the deadline: budgeted, retried, errors in our terms."""
         name = getattr(method, "__name__", "request")
-        with self._lock:
-            for attempt in range(self.retries + 1):
-                try:
-                    return method(*args)
-                except ccxt.BadSymbol as exc:
-                    raise UnknownSymbol(f"{self.exchange_id}: {exc}") from exc
-                except RETRYABLE as exc:
-                    if attempt == self.retries:
-                        raise ExchangeUnavailable(
-                            f"{self.exchange_id} {name} failed after {attempt + 1} attempts: "
-                            f"{type(exc).__name__}: {exc}"
-                        ) from exc
+        deadline = time.monotonic() + self.deadline_s
+        outer = current_deadline()
+        if outer is not None:
+            deadline = min(deadline, outer)
+        last: BaseException | None = None
+        for attempt in range(self.retries + 1):
+            remaining = deadline - time.monotonic()
+            if remaining < MIN_ATTEMPT_SECONDS:
+                break
+            wait = self.budget.reserve(max_wait=remaining - MIN_ATTEMPT_SECONDS)
+            if wait is None:
+                raise ExchangeUnavailable(
+                    f"{self.exchange_id} {name}: no request slot within the deadline (the "
+                    "exchange asked this host to slow down or wait)",
+                    retry_after=max(1.0, remaining),
+                )
+            if wait > 0:
+                self._sleep(wait)
+            if self._session is not None:
+                self._session.start(deadline - time.monotonic())
+            try:
+                return method(*args)
+            except ccxt.BadSymbol as exc:
+                raise UnknownSymbol(f"{self.exchange_id}: {exc}") from exc
+            except RETRYABLE as exc:
+                last = exc
+                status, headers = self._session.last if self._session is not None else (None, None)
+                retry_after = retry_after_seconds(headers)
+                if status == BAN_STATUS:
+                    pause = retry_after if retry_after is not None else DEFAULT_BAN_SECONDS
+                    self.budget.pause(pause)
+                    raise ExchangeUnavailable(
+                        f"{self.exchange_id} {name}: this IP is banned (HTTP 418) for "
+                        f"{pause:.0f} s; not retried",
+                        retry_after=pause,
+                    ) from exc
+                if retry_after is not None:
+                    self.budget.pause(retry_after)  # every process of the host waits too
+                    delay = retry_after
+                else:
                     base = max(float(getattr(self.exchange, "rateLimit", 100) or 100), 100.0)
-                    self._sleep(base / 1000 * 2**attempt)
-                except ccxt.BaseError as exc:
-                    raise MarketDataError(f"{self.exchange_id} {name}: {exc}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+                    delay = base / 1000 * 2**attempt
+                if (
+                    attempt == self.retries
+                    or time.monotonic() + delay > deadline - MIN_ATTEMPT_SECONDS
+                ):
+                    raise ExchangeUnavailable(
+                        f"{self.exchange_id} {name} failed after {attempt + 1} attempts: "
+                        f"{type(exc).__name__}: {exc}",
+                        retry_after=retry_after,
+                    ) from exc
+                if retry_after is None:
+                    self._sleep(delay)  # with Retry-After the budget itself waits
+            except ccxt.BaseError as exc:
+                raise MarketDataError(f"{self.exchange_id} {name}: {exc}") from exc
+        raise ExchangeUnavailable(
+            f"{self.exchange_id} {name}: deadline of {self.deadline_s:g} s reached"
+            + (f" ({type(last).__name__}: {last})" if last else ""),
+        )
 
     def _load_markets(self) -> dict[str, Any]:
         if self._markets is None:
-            self._markets = self._call(self.exchange.load_markets)
+            # Only threads that need the markets wait here (once per process).
+            with self._markets_lock:
+                if self._markets is None:
+                    markets = self._call(self.exchange.load_markets)
+                    self._markets_folded = {symbol.upper(): symbol for symbol in markets}
+                    self._markets = markets
         return self._markets
 
     def _market(self, symbol: str, *, perpetual: bool) -> dict[str, Any]:
@@ -126,6 +249,8 @@ class CcxtClient(MarketDataClient):
         for candidate in candidates:
             if candidate in markets:
                 return markets[candidate]
+            if candidate in self._markets_folded:  # a venue's code with lower-case letters
+                return markets[self._markets_folded[candidate]]
         kind = "perpetual " if perpetual else ""
         raise UnknownSymbol(f"{self.exchange_id} has no {kind}market {' or '.join(candidates)}.")
 
@@ -170,7 +295,9 @@ class CcxtClient(MarketDataClient):
         if newest:
             cursor = (now // step - limit) * step
         else:
-            cursor = int(align_up(since, timeframe).timestamp()) * 1000
+            # Not aligned here: a venue with its own alignment (daily candles at 16:00 UTC)
+            # answers from its first candle at or after ``since``.
+            cursor = int(since.timestamp() * 1000)
         rows: list[list[Any]] = []
         # Forward pages; with ``since`` stop at ``limit``, without it run to the newest candle.
         while (newest or len(rows) < limit) and cursor <= now:
@@ -216,9 +343,52 @@ class CcxtClient(MarketDataClient):
         market = self._market(symbol, perpetual=True)
         raw = self._call(self.exchange.fetch_funding_rate, market["symbol"])
         rate = _amount(raw.get("fundingRate"), PRICE_DECIMAL_PLACES)
-        at = raw.get("fundingTimestamp") or raw.get("timestamp")
-        if rate is None or at is None:
+        settlement = self._settlement(raw)
+        if rate is None or settlement is None:
             raise MarketDataError(
                 f"{self.exchange_id} sent no funding rate for {market['symbol']}."
             )
-        return FundingRate(symbol=market["symbol"], rate=rate, funding_time=_ms_to_datetime(at))
+        return FundingRate(symbol=market["symbol"], rate=rate, funding_time=settlement)
+
+    def _settlement(self, raw: dict[str, Any]) -> datetime | None:
+        """The settlement a funding rate applies to. Some venues send ``fundingTimestamp: 0``
+        (or none): then the next one after the rate's own time, on the venue's interval."""
+        for field in ("fundingTimestamp", "nextFundingTimestamp"):
+            value = raw.get(field)
+            if isinstance(value, int | float) and value > 0:
+                return _ms_to_datetime(value)
+        at = raw.get("timestamp")
+        if not isinstance(at, int | float) or at <= 0:
+            return None
+        interval = _interval_ms(raw.get("interval"))
+        return _ms_to_datetime((int(at) // interval + 1) * interval)
+
+    def fetch_funding_rate_history(
+        self, *, symbol: str, since: datetime, limit: int = 1000
+    ) -> list[FundingRate]:
+        if not (getattr(self.exchange, "has", None) or {}).get("fetchFundingRateHistory"):
+            raise NotSupported(f"{self.exchange_id} offers no funding rate history.")
+        market = self._market(symbol, perpetual=True)
+        cursor = int(since.timestamp() * 1000)
+        found: dict[int, FundingRate] = {}
+        while len(found) < limit:
+            batch = self._call(
+                self.exchange.fetch_funding_rate_history, market["symbol"], cursor, limit
+            )
+            fresh = [row for row in batch if (row.get("timestamp") or 0) >= cursor]
+            if not fresh:
+                break
+            for row in fresh:
+                rate = _amount(row.get("fundingRate"), PRICE_DECIMAL_PLACES)
+                at = row.get("timestamp")
+                if rate is not None and at:
+                    found[int(at)] = FundingRate(market["symbol"], rate, _ms_to_datetime(at))
+            cursor = int(max(row["timestamp"] for row in fresh)) + 1
+        return [found[t] for t in sorted(found)][:limit]
+
+
+def _interval_ms(value: Any) -> int:
+    """ccxt's funding ``interval`` (``"8h"``, ``"1h"``) in ms; 8 hours when absent."""
+    if isinstance(value, str) and value[:-1].isdigit() and value[-1] in "hm":
+        return int(value[:-1]) * (3_600_000 if value[-1] == "h" else 60_000)
+    return FUNDING_INTERVAL_MS

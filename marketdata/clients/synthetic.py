@@ -150,14 +150,8 @@ class SyntheticClient(MarketDataClient):
             at=now,
         )
 
-    def fetch_funding_rate(self, *, symbol: str) -> FundingRate:
-        try:
-            perpetual = perpetual_symbol(symbol)
-        except ValueError as exc:
-            raise UnknownSymbol(str(exc)) from None
+    def _funding(self, perpetual: str, settlement: int) -> FundingRate:
         _, series = self._path(perpetual)
-        now = int(timeframes.utcnow().timestamp())
-        settlement = (now // _FUNDING_INTERVAL + 1) * _FUNDING_INTERVAL
         draw = float(_uniform(series.key, np.array([settlement // _FUNDING_INTERVAL]), 11)[0])
         rate = 0.0001 + 0.0004 * (draw - 0.35)
         return FundingRate(
@@ -165,3 +159,24 @@ class SyntheticClient(MarketDataClient):
             rate=Decimal(f"{rate:.8f}"),
             funding_time=datetime.fromtimestamp(settlement, tz=UTC),
         )
+
+    def _perpetual(self, symbol: str) -> str:
+        try:
+            return perpetual_symbol(symbol)
+        except ValueError as exc:
+            raise UnknownSymbol(str(exc)) from None
+
+    def fetch_funding_rate(self, *, symbol: str) -> FundingRate:
+        now = int(timeframes.utcnow().timestamp())
+        settlement = (now // _FUNDING_INTERVAL + 1) * _FUNDING_INTERVAL
+        return self._funding(self._perpetual(symbol), settlement)
+
+    def fetch_funding_rate_history(
+        self, *, symbol: str, since: datetime, limit: int = 1000
+    ) -> list[FundingRate]:
+        perpetual = self._perpetual(symbol)
+        now = int(timeframes.utcnow().timestamp())
+        first = -(-int(since.timestamp()) // _FUNDING_INTERVAL) * _FUNDING_INTERVAL
+        last = now // _FUNDING_INTERVAL * _FUNDING_INTERVAL  # the newest settled
+        settlements = range(first, last + 1, _FUNDING_INTERVAL)
+        return [self._funding(perpetual, t) for t in settlements[:limit]]

@@ -12,12 +12,16 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from marketdata import services
+from marketdata.clients.base import ExchangeUnavailable
 from marketdata.clients.ccxt_client import CcxtClient
+from marketdata.series import WINDOW
+from marketdata.tests.conftest import no_budget
 from marketdata.tests.factories import store_candles
 from marketdata.tests.fakes import FakeExchange
 from trading.tests.factories import make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres, pytest.mark.redis]
+FULL = WINDOW + 500
 
 
 @pytest.fixture
@@ -47,9 +51,9 @@ def test_market_data_needs_a_login(now: datetime) -> None:
 def test_ohlcv_says_hit_or_miss_in_a_header_only(
     api: APIClient, limit: int, django_assert_num_queries: Any
 ) -> None:
-    store_candles(limit=500)
-    # Miss: 1 query, the newest `limit` candles of the series (candle_series_time_uniq), whatever
-    # the limit; hit: none.
+    store_candles(limit=FULL)
+    # Miss: 1 query, the newest 1,000 candles of the series (the window, candle_series_time_uniq),
+    # whatever the limit; hit: none.
     with django_assert_num_queries(1):
         miss = get(api, "ohlcv", symbol="BTC/USDT", timeframe="1h", limit=limit)
     with django_assert_num_queries(0):
@@ -104,9 +108,10 @@ def test_bad_ohlcv_parameters_are_a_400_naming_the_parameter(
 
 @pytest.mark.parametrize("limit", [30, 500])
 def test_indicators(api: APIClient, limit: int, django_assert_num_queries: Any) -> None:
-    store_candles(limit=500)
+    store_candles(limit=FULL)
     params = {"symbol": "BTC/USDT", "timeframe": "1h", "names": "rsi,macd,sma:50", "limit": limit}
-    with django_assert_num_queries(1):  # the candles, read once for all three indicators
+    # 1 query: the candles (window + the longest warm-up), read once for all three indicators.
+    with django_assert_num_queries(1):
         miss = get(api, "indicators", **params)
     with django_assert_num_queries(0):
         hit = get(api, "indicators", **params)
@@ -141,7 +146,9 @@ def test_ticker_and_funding_rate(api: APIClient, django_assert_num_queries: Any)
 def exchange(monkeypatch: pytest.MonkeyPatch, now: datetime) -> FakeExchange:
     """The API served by the ccxt client over a fake exchange (no back-off sleeps)."""
     fake = FakeExchange(now=now)
-    client = CcxtClient(exchange_id="fakex", exchange=fake, sleep=lambda seconds: None)
+    client = CcxtClient(
+        exchange_id="fakex", exchange=fake, sleep=lambda seconds: None, budget=no_budget()
+    )
     monkeypatch.setattr(services, "get_client", lambda: client)
     return fake
 
@@ -156,6 +163,7 @@ def test_exchange_errors_map_to_4xx_and_5xx(api: APIClient, exchange: FakeExchan
     down = get(api, "ohlcv", symbol="BTC/USDT", timeframe="1h", limit=5)
     assert (down.status_code, down["Retry-After"]) == (503, "5")
     assert down.json()["detail"].startswith("fakex fetch_ohlcv failed after 4 attempts")
+    exchange.failures.clear()
 
     exchange.failures.append(ccxt.ExchangeError("internal error"))
     broken = get(api, "funding-rate", symbol="BTC/USDT")
@@ -196,3 +204,36 @@ def test_the_schema_declares_the_parameters() -> None:
     indicators = schema["paths"]["/api/market/indicators"]["get"]
     assert "names" in {p["name"] for p in indicators["parameters"]}
     assert "/api/market/refresh" in schema["paths"]
+
+
+@pytest.mark.parametrize(
+    "symbol",
+    ["BTC/USDT:USDT-260327", "BTC/USD:BTC-260327-60000-C", "1000SHIB/USDT", "USDC.E/USDT"],
+)
+def test_every_ccxt_unified_symbol_is_accepted(api: APIClient, symbol: str) -> None:
+    response = get(api, "ticker", symbol=symbol)
+    assert response.status_code == 200, response.content
+    assert response.json()["symbol"] == symbol
+
+
+def test_an_unhandled_error_under_api_is_json(
+    api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(**kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(services, "ticker_get", broken)
+    api.raise_request_exception = False
+    response = get(api, "ticker", symbol="BTC/USDT")
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "server_error"
+
+
+def test_a_ban_says_when_to_retry(api: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    def banned(**kwargs: object) -> None:
+        raise ExchangeUnavailable("fakex: this IP is banned (HTTP 418)", retry_after=120)
+
+    monkeypatch.setattr(services, "ticker_get", banned)
+    response = get(api, "ticker", symbol="BTC/USDT")
+    assert (response.status_code, response["Retry-After"]) == (503, "120")

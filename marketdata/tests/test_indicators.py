@@ -11,6 +11,7 @@ import talib
 
 from marketdata import indicators, services
 from marketdata.indicators import IndicatorSpec, parse_spec, parse_specs
+from marketdata.tests.factories import store_candles
 
 CLOSE = 100 + np.cumsum(np.random.default_rng(3).normal(0, 1, 500))
 
@@ -66,32 +67,56 @@ def test_specs_parse_with_defaults_and_name_the_problem() -> None:
         parse_specs(",".join(f"sma:{n}" for n in range(2, 14)))
 
 
+LONG = 4000  # the reference history: far longer than any window plus warm-up read here
+
+
 @pytest.mark.django_db
 @pytest.mark.postgres
 @pytest.mark.redis
-def test_served_indicators_equal_talib_on_the_served_candles(now: datetime) -> None:
+def test_served_indicators_equal_talib_run_on_a_long_history(now: datetime) -> None:
+    """At every limit, each served value equals TA-Lib run on 4,000 candles (not on the served
+    window, which would lock the warm-up bias in): relative 1e-8; MACD's lines cross zero, so
+    theirs is 1e-8 of the price. Computed once and cached, then sliced per limit."""
+    candles = store_candles(limit=LONG)
+    close = np.array([float(c.close) for c in candles])
+    times = [c.open_time.isoformat().replace("+00:00", "Z") for c in candles]
     specs = parse_specs("sma:20,ema:20,rsi:14,macd:12:26:9")
-    ohlcv = orjson.loads(services.ohlcv_get(symbol="BTC/USDT", timeframe="1h", limit=500).body)
-    close = np.array([float(row[4]) for row in ohlcv["candles"]])
-    times = [row[0] for row in ohlcv["candles"]]
-    for attempt in ("computed", "cached"):
-        cached = services.indicators_get(symbol="BTC/USDT", timeframe="1h", specs=specs, limit=500)
-        assert cached.hit is (attempt == "cached")
-        body = orjson.loads(cached.body)
-        assert list(body["indicators"]) == ["sma:20", "ema:20", "rsi:14", "macd:12:26:9"]
-        expected = {
-            "sma:20": {"values": talib.SMA(close, 20)},
-            "ema:20": {"values": talib.EMA(close, 20)},
-            "rsi:14": {"values": talib.RSI(close, 14)},
-            "macd:12:26:9": dict(
-                zip(("macd", "signal", "histogram"), talib.MACD(close, 12, 26, 9), strict=True)
-            ),
-        }
-        for label, outputs in expected.items():
+    reference = {
+        "sma:20": {"values": talib.SMA(close, 20)},
+        "ema:20": {"values": talib.EMA(close, 20)},
+        "rsi:14": {"values": talib.RSI(close, 14)},
+        "macd:12:26:9": dict(
+            zip(("macd", "signal", "histogram"), talib.MACD(close, 12, 26, 9), strict=True)
+        ),
+    }
+    for limit in (1, 3, 34, 100, 500):
+        body = orjson.loads(
+            services.indicators_get(
+                symbol="BTC/USDT", timeframe="1h", specs=specs, limit=limit
+            ).body
+        )
+        assert "history" not in body  # enough history: no nulls, nothing to say
+        for label, outputs in reference.items():
             served = body["indicators"][label]
-            assert served["time"] == times
+            assert served["time"] == times[-limit:]
             for name, values in outputs.items():
-                warmup = int(np.isnan(values).sum())
-                assert served[name][:warmup] == [None] * warmup  # null, not 0
-                # Every float survives JSON bit for bit: equal, not merely close.
-                assert served[name][warmup:] == values[warmup:].tolist()
+                atol = 1e-8 * float(np.median(close)) if label.startswith("macd") else 0
+                np.testing.assert_allclose(
+                    np.array(served[name], dtype=float), values[-limit:], rtol=1e-8, atol=atol
+                )
+
+
+def test_the_warmup_is_talibs_lookback_plus_a_convergence_tail() -> None:
+    assert parse_spec("sma:20").warmup == parse_spec("sma:20").lookback == 19
+    assert parse_spec("ema:20").lookback == 19 and parse_spec("ema:20").warmup > 200
+    assert parse_spec("rsi").lookback == 14 and parse_spec("rsi").warmup > 300
+    assert parse_spec("macd").lookback == 33
+    # The tail is what makes the window agree with a long run: without it, EMA(50) on 100
+    # candles is far off (the issue measured 70 points at limit=100).
+    series = 100 + np.cumsum(np.random.default_rng(5).normal(0, 1, 3000))
+    spec = parse_spec("ema:50")
+    long_run = talib.EMA(series, 50)[-1]
+    short = talib.EMA(series[-100:], 50)[-1]
+    warm = talib.EMA(series[-(1 + spec.warmup) :], 50)[-1]
+    assert abs(short - long_run) / abs(long_run) > 1e-6
+    assert abs(warm - long_run) / abs(long_run) < 1e-8

@@ -34,6 +34,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--page-size", type=int, default=1000, help="Candles per request and per upsert."
         )
+        parser.add_argument(
+            "--funding",
+            action="store_true",
+            help="Also store each symbol's settled funding rates since --since (its perpetual).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         symbols = split_list(options["symbols"])
@@ -71,6 +76,15 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         finally:
             bar.close()
+        if options["funding"]:
+            for symbol in symbols:
+                try:
+                    written = services.funding_history_sync(
+                        symbol=symbol, since=since, client=client
+                    )
+                except MarketDataError as exc:
+                    raise CommandError(str(exc)) from None
+                self.stdout.write(f"{symbol} funding rates: {written} written")
         for r in results:
             resumed = f", resumed after {r.resumed_from:%Y-%m-%d %H:%M}" if r.resumed_from else ""
             self.stdout.write(
