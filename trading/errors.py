@@ -28,3 +28,17 @@ class InvalidState(TradingError):
 
     status_code = 409
     code = "invalid_state"
+
+
+class RiskRefused(TradingError):
+    """A risk rule of the bot refuses the order (trading.risk); the message names the rule."""
+
+    status_code = 409
+    code = "risk_refused"
+
+
+class PriceUnavailable(TradingError):
+    """No market price could be had for a close at market (exchange down, unknown symbol)."""
+
+    status_code = 503
+    code = "price_unavailable"

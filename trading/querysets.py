@@ -4,12 +4,14 @@ the index each method relies on is named next to it."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
-from django.db import models
-from django.db.models import Case, DecimalField, ExpressionWrapper, F, Func, Value, When
+from django.db import connection, models
+from django.db.models import Count, DecimalField, F, Sum
+from django.db.models.expressions import RawSQL
 
-from zerobot.lib.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from zerobot.lib.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, money
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -26,23 +28,46 @@ class BotQuerySet(models.QuerySet):
         return self.values(*BOT_FIELDS)
 
 
-def unrealized_pnl_expression() -> Func:
-    """(current - entry) x open quantity x direction, rounded to money places; 0 once closed."""
-    money = DecimalField(max_digits=MONEY_MAX_DIGITS + 20, decimal_places=MONEY_DECIMAL_PLACES)
-    direction = Case(When(side="long", then=Value(1)), default=Value(-1))
-    raw = ExpressionWrapper(
-        (F("current_price") - F("entry_price"))
-        * (F("quantity") - F("closed_quantity"))
-        * direction,
-        output_field=money,
+# --- Unrealized PnL: the one expression, the one rounding rule -----------------------------------
+# Unrealized PnL of a set of open positions = the exact sum of
+#     (current_price - entry_price) x open quantity x (+1 long, -1 short)
+# rounded ONCE to money (8 places, half-even: ``zerobot.lib.money.money``). One position is a set
+# of one. Snapshots (``equity_snapshot_record``), the API rows (``api_rows``), the dashboard
+# (``trading.dashboard.stats``) and ``Position.unrealized_pnl`` all use these definitions.
+
+
+def unrealized_exact_sql(alias: str) -> str:
+    """The exact (unrounded) unrealized PnL of the position row ``alias`` (open or not)."""
+    return (
+        f"(({alias}.current_price - {alias}.entry_price)"
+        f" * ({alias}.quantity - {alias}.closed_quantity)"
+        f" * CASE WHEN {alias}.side = 'long' THEN 1 ELSE -1 END)"
     )
-    # ROUND over the whole CASE, so a closed position reads "0.00000000" like every money field.
-    return Func(
-        Case(When(status="open", then=raw), default=Value(0), output_field=money),
-        Value(MONEY_DECIMAL_PLACES),
-        function="ROUND",
-        output_field=money,
+
+
+def money_round_sql(expression: str) -> str:
+    """``expression`` rounded to 8 places half-even, as ``money()`` does (PostgreSQL's ROUND
+    rounds half away from zero, so ties go to the even neighbour by hand)."""
+    if connection.vendor != "postgresql":
+        return f"ROUND({expression}, {MONEY_DECIMAL_PLACES})"  # SQLite (make run): floats anyway
+    x = expression
+    half = "0.000000005"
+    return (
+        f"(CASE WHEN ABS({x} - TRUNC({x}, 8)) = {half}"
+        f" AND MOD(TRUNC({x} * 100000000), 2) = 0"
+        f" THEN TRUNC({x}, 8) ELSE ROUND({x}, 8) END)"
     )
+
+
+def unrealized_pnl_expression() -> RawSQL:
+    """Per position row: its unrealized PnL rounded by the rule, 0 once closed."""
+    table = "trading_position"
+    exact = f"CASE WHEN {table}.status = 'open' THEN {unrealized_exact_sql(table)} ELSE 0 END"
+    return RawSQL(money_round_sql(exact), [], output_field=_money_output())  # noqa: S611 - constant SQL
+
+
+def _money_output() -> DecimalField:
+    return DecimalField(max_digits=MONEY_MAX_DIGITS + 20, decimal_places=MONEY_DECIMAL_PLACES)
 
 
 class PositionQuerySet(models.QuerySet):
@@ -59,8 +84,19 @@ class PositionQuerySet(models.QuerySet):
     def newest_first(self) -> PositionQuerySet:
         return self.order_by("-opened_at", "-id")
 
-    def with_bot(self) -> PositionQuerySet:
-        return self.select_related("bot")
+    def totals(self) -> dict[str, Any]:
+        """``{"count", "margin", "unrealized_pnl"}`` of these (open) positions in one aggregate;
+        unrealized PnL by the rounding rule (exact sum, rounded once)."""
+        row = self.aggregate(
+            count=Count("id"),
+            margin=Sum("margin"),
+            unrealized=Sum(RawSQL(unrealized_exact_sql("trading_position"), [])),  # noqa: S611
+        )
+        return {
+            "count": row["count"],
+            "margin": row["margin"] or Decimal(0),
+            "unrealized_pnl": money(row["unrealized"] or 0),
+        }
 
     def api_rows(self, *, bot_name: bool = False) -> models.QuerySet:
         """Rows of the API's position shape, unrealized PnL computed by the database."""

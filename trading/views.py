@@ -354,7 +354,7 @@ def _publish_close(position: Position) -> None:
     if trade is not None:
         events.publish_fill(trade=trade)
     if position.status == Position.Status.CLOSED:
-        events.publish_position_closed(position=position, reason="manual")
+        events.publish_position_closed(position=position, reason=position.close_reason or "manual")
 
 
 # --- Trades -------------------------------------------------------------------------------------
