@@ -102,7 +102,7 @@ SET next_run_at = GREATEST(b.next_run_at, v.as_of + %(interval)s * INTERVAL '1 s
     lease_until = NULL, lease_owner = '',
     last_cycle_at = GREATEST(b.last_cycle_at, v.as_of),
     last_error = v.error,
-    cycle_count = b.cycle_count + CASE WHEN b.last_cycle_at >= v.as_of THEN 0 ELSE 1 END
+    cycle_count = b.cycle_count + CASE WHEN b.last_cycle_at = v.as_of THEN 0 ELSE 1 END
 FROM (SELECT unnest(%(ids)s::bigint[]) AS id, unnest(%(as_of)s::timestamptz[]) AS as_of,
              unnest(%(errors)s::text[]) AS error) AS v
 WHERE b.id = v.id {{owned}}
@@ -117,8 +117,9 @@ def complete(
 ) -> int:
     """Record finished cycles ``(bot_id, as_of, error)`` and free their leases: one UPDATE.
 
-    ``next_run_at`` moves to ``as_of + interval`` (never backwards); ``cycle_count`` counts each
-    ``as_of`` once (a retried cycle is not a second cycle). With ``runner``, only the bots whose
+    ``next_run_at`` moves to ``as_of + interval`` (never backwards); ``cycle_count`` does not
+    count a retry of the bot's last ``as_of`` again (concurrent completions of one instant are
+    serialised by the row lock, and the second sees the first's ``last_cycle_at``). With ``runner``, only the bots whose
     lease it still holds are updated (an expired lease taken over by another runner is theirs).
     Returns the rows updated."""
     if not results:
