@@ -42,8 +42,8 @@ from django.db import connection
 from marketdata import prices as market
 from marketdata.cache import release_db_connection
 from marketdata.clients.base import MarketDataClient, MarketDataError
+from trading import events, services
 from trading import risk as risk_rules
-from trading import services
 from trading.engine.strategies import Action, Strategy, SymbolView, get_strategy
 from trading.engine.strategies.base import ParamError
 from trading.errors import TradingError
@@ -360,13 +360,17 @@ def _open(
 # --- 4. write --------------------------------------------------------------------------------------
 
 
-def _mark(state: _BotState, market: _Market) -> None:
+def _mark(state: _BotState, market: _Market, as_of: datetime) -> None:
     """Mark the bot's open positions at their symbols' last prices: one statement."""
     marks = {
         p.symbol: market.prices[p.symbol] for p in state.positions if p.symbol in market.prices
     }
     if any(p.current_price != marks.get(p.symbol, p.current_price) for p in state.positions):
         services.positions_mark(prices=marks, bot_id=state.bot.pk)
+        for symbol, price in marks.items():  # coalesced by events: one per user+symbol a second
+            events.publish_price_mark(
+                owner_id=state.bot.owner_id, symbol=symbol, price=price, at=as_of
+            )
     for position in state.positions:
         position.current_price = marks.get(position.symbol, position.current_price)
 
@@ -431,7 +435,7 @@ def cycles_run(
                 t0 = time.perf_counter()
                 orders = _decide(state, market)
                 t1 = time.perf_counter()
-                _mark(state, market)
+                _mark(state, market, as_of)
                 for order in orders:
                     _execute(state, order, as_of, result)
                 write_seconds += time.perf_counter() - t1
@@ -441,6 +445,10 @@ def cycles_run(
                 logger.exception("cycle of bot %s at %s failed", bot_id, as_of.isoformat())
                 state.error = f"{type(exc).__name__}: {exc}"
             result.error = state.error
+            if result.error:
+                events.publish_cycle_error(
+                    owner_id=state.bot.owner_id, bot_id=bot_id, message=result.error, at=as_of
+                )
         t2 = time.perf_counter()
         if snapshot and snapshot_bots:
             owner_ids = {states[b].bot.owner_id for b in snapshot_bots}

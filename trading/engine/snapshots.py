@@ -24,8 +24,9 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.db.models.expressions import RawSQL
+from django.utils import timezone
 
-from trading import locks
+from trading import events, locks
 from trading.models import Bot, EquitySnapshot, Position
 from trading.querysets import unrealized_exact_sql
 from trading.risk import RiskLimits, drawdown_pct
@@ -47,7 +48,7 @@ def equity_snapshots_record(
             Bot.objects.select_for_update()
             .filter(pk__in=bot_ids, owner_id=owner_id)
             .order_by("pk")
-            .only("capital", "peak_equity", "max_drawdown_pct", "risk_params", "status")
+            .only("name", "capital", "peak_equity", "max_drawdown_pct", "risk_params", "status")
         )
         ids = [bot.pk for bot in bots]
         # uses position_bot_open_idx
@@ -123,12 +124,22 @@ def equity_snapshots_record(
                 [[p[0] for p in peaks], [p[1] for p in peaks], [p[2] for p in peaks]],
             )
             if paused:
+                now = timezone.now()
                 cursor.execute(
                     f"""
-                    UPDATE {table} AS b SET status = 'paused', status_reason = v.reason
+                    UPDATE {table} AS b SET status = 'paused', status_reason = v.reason,
+                                            updated_at = %s
                     FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::text[]) AS reason) AS v
                     WHERE b.id = v.id AND b.status = 'active'
                     """,
-                    [[p[0] for p in paused], [p[1] for p in paused]],
+                    [now, [p[0] for p in paused], [p[1] for p in paused]],
                 )
+                names = {bot.pk: bot.name for bot in bots}
+                for bot_id, reason in paused:  # sent after commit
+                    events.publish(owner_id, events.BOT_STATUS, {
+                        "bot": bot_id, "name": names[bot_id], "status": "paused",
+                        "updated_at": now, "reason": reason,
+                    })  # fmt: skip
+        for row in rows:
+            events.publish_equity_snapshot(snapshot=row)
     return rows

@@ -315,3 +315,30 @@ def test_a_group_of_bots_of_one_owner_writes_one_account_row(
     account = AccountEquitySnapshot.objects.get(owner=owner)
     assert account.bots == 5 and account.equity == Decimal(50000)
     assert_ledger_holds()
+
+
+@pytest.mark.django_db
+def test_one_bots_failure_is_recorded_and_never_stops_the_others(
+    scripted: ScriptedClient, market_clock: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trading import events
+
+    sent: list[tuple[int, str, dict]] = []
+    monkeypatch.setattr(
+        events, "publish", lambda owner, kind, payload: sent.append((owner, kind, payload))
+    )
+    scripted.script("BTC/USDT", BULLISH)
+    owner = make_user()
+    broken = _bot(owner=owner, name="broken")
+    Bot.objects.filter(pk=broken.pk).update(strategy_params={"fast": "ten"})  # bypassing the API
+    fine = _bot(owner=owner, name="fine")
+    _open(fine, at=market_clock - timedelta(hours=1))
+    scripted.set_price("BTC/USDT", "101")
+    results = cycles_run(bot_ids=[broken.pk, fine.pk], as_of=market_clock, client=scripted)
+    assert "fast must be a number" in results[0].error
+    assert not results[1].error and results[1].ran
+    assert (owner.pk, events.CYCLE_ERROR) in [(o, k) for o, k, _ in sent]
+    marks = [p for o, k, p in sent if k == events.PRICE_MARK]
+    assert marks and marks[0]["symbol"] == "BTC/USDT" and marks[0]["price"] == Decimal(101)
+    # The broken bot still gets its snapshot (exits apply without a strategy); both are recorded.
+    assert EquitySnapshot.objects.filter(taken_at=market_clock).count() == 2
