@@ -152,6 +152,7 @@ class Runner:
         self._queue: queue.Queue[_Unit | None] = queue.Queue()
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
+        self._freed = threading.Event()  # a worker finished a unit: room to claim more
         self._done_per_bot: dict[int, int] = {}
         self._threads: list[threading.Thread] = []
 
@@ -195,6 +196,10 @@ class Runner:
                     continue
                 room = 2 * self.concurrency - self._in_flight
                 claimed = []
+                if room <= 0:  # every worker busy and a unit queued each: wait for one to end
+                    self._freed.wait(poll)
+                    self._freed.clear()
+                    continue
                 if room > 0:
                     claimed = schedule.claim(
                         runner=self.name, limit=room, lease_seconds=self.lease_seconds,
@@ -265,6 +270,7 @@ class Runner:
             finally:
                 with self._in_flight_lock:
                     self._in_flight -= len(unit.claims)
+                self._freed.set()
                 release_db_connection()  # back to the pool between units
 
     def _run_unit(self, unit: _Unit) -> None:
