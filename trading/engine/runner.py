@@ -153,13 +153,14 @@ class Runner:
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
         self._freed = threading.Event()  # a worker finished a unit: room to claim more
-        self._done_per_bot: dict[int, int] = {}
+        self._dispatched: dict[int, int] = {}  # bot -> cycles handed to workers
         self._threads: list[threading.Thread] = []
 
     # --- control ----------------------------------------------------------------------------------
 
     def stop(self) -> None:
         self._stop.set()
+        self._freed.set()  # wake the dispatcher
 
     @property
     def stopping(self) -> bool:
@@ -170,8 +171,8 @@ class Runner:
         if self.cycles is None:
             return self.bot_ids
         assert self.bot_ids is not None
-        with self._in_flight_lock:
-            return [b for b in self.bot_ids if self._done_per_bot.get(b, 0) < self.cycles]
+        with self._in_flight_lock:  # dispatched, not done: a running cycle counts already
+            return [b for b in self.bot_ids if self._dispatched.get(b, 0) < self.cycles]
 
     def run(self, *, duration: float | None = None, until_idle: bool = False) -> RunnerStats:
         """Dispatch until stopped, ``duration`` seconds passed, every bot ran ``cycles``, or
@@ -183,7 +184,9 @@ class Runner:
             thread.start()
             self._threads.append(thread)
         deadline = None if duration is None else time.monotonic() + duration
-        poll = min(1.0, max(0.05, self.interval / 20))
+        # How often an idle dispatcher looks for due bots (one index probe): bounds the lag a
+        # bot waits after it becomes due. A finishing unit wakes the dispatcher at once.
+        poll = min(0.2, max(0.02, self.interval / 20))
         try:
             while not self.stopping:
                 if deadline is not None and time.monotonic() >= deadline:
@@ -192,7 +195,8 @@ class Runner:
                 if remaining is not None and not remaining:
                     if self._idle():
                         break
-                    self._stop.wait(poll)
+                    self._freed.wait(poll)
+                    self._freed.clear()
                     continue
                 room = 2 * self.concurrency - self._in_flight
                 claimed = []
@@ -208,9 +212,10 @@ class Runner:
                     release_db_connection()
                     self._dispatch(claimed)
                 if not claimed:
-                    if until_idle and room > 0 and self._idle():
+                    if until_idle and self._idle():
                         break
-                    self._stop.wait(poll)
+                    self._freed.wait(poll)
+                    self._freed.clear()
         finally:
             self._shutdown()
         return self.stats
@@ -228,6 +233,8 @@ class Runner:
                 part = members[start : start + MAX_GROUP]
                 with self._in_flight_lock:
                     self._in_flight += len(part)
+                    for claim in part:
+                        self._dispatched[claim.bot_id] = self._dispatched.get(claim.bot_id, 0) + 1
                 self._queue.put(_Unit(owner_id, as_of, part))
 
     def _shutdown(self) -> None:
@@ -290,8 +297,6 @@ class Runner:
         due = {c.bot_id: c.due_at for c in unit.claims}
         for result in results:
             lag = (started - due[result.bot_id]).total_seconds()
-            with self._in_flight_lock:
-                self._done_per_bot[result.bot_id] = self._done_per_bot.get(result.bot_id, 0) + 1
             self.stats.add(result, lag)
             _observe(result, lag, self.name)
             if self.on_result is not None:

@@ -40,6 +40,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from marketdata.clients.synthetic import BASE_PRICES
+from monitoring import pool as monitoring_pool
 from monitoring.context import process_cache_counts
 from trading.engine.runner import Runner, pool_stats
 from trading.ledger import check_ledger
@@ -60,8 +61,14 @@ class PeakConnections:
 
     def __init__(self) -> None:
         self.peak = 0
+        self.phases: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pg-activity", daemon=True)
+
+    def phase(self, name: str) -> None:
+        """Close the current phase: its peak is recorded under ``name``; the next starts at 0."""
+        self.phases[name] = self.peak
+        self.peak = 0
 
     def _run(self) -> None:
         import psycopg
@@ -165,8 +172,11 @@ class Command(BaseCommand):
         parser.add_argument("--processes", type=int, default=0)
         parser.add_argument("--keep", action="store_true")
         # Internal: a child process of this benchmark.
-        parser.add_argument("--child", choices=["round", "unpooled"], help=argparse_hidden())
+        parser.add_argument(
+            "--child", choices=["round", "pooled", "unpooled"], help=argparse_hidden()
+        )
         parser.add_argument("--ids", default="", help=argparse_hidden())
+        parser.add_argument("--start-at", type=float, default=0.0, help=argparse_hidden())
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["child"]:
@@ -191,9 +201,15 @@ class Command(BaseCommand):
             if options["schedule_seconds"] > 0:
                 report["schedule"] = self._schedule(ids, options)
                 self.stdout.write(f"schedule: {json.dumps(report['schedule'])}")
+            peak.phase("one_process")
+            # The children below have pools of their own: this process's idle ones go first.
+            connections.close_all()
+            monitoring_pool.drain(timeout=5, reason="bench children")
             if options["unpooled"]:
                 sample = ids[: options["unpooled"]]
-                pooled = _round(sample, 10)
+                _due_now(sample)
+                connection.close()
+                pooled = self._spawn("pooled", sample, 1)[0]  # both in a fresh process
                 unpooled = self._spawn("unpooled", sample, 1)[0]
                 report["pooling"] = {
                     "bots": len(sample), "pooled_cycles_per_s": pooled["cycles_per_s"],
@@ -204,12 +220,13 @@ class Command(BaseCommand):
             if options["processes"]:
                 report["processes"] = self._processes(ids, options["processes"])
                 self.stdout.write(f"processes: {json.dumps(report['processes'])}")
-        report["peak_server_connections"] = peak.peak
+            peak.phase("children")
+        report["peak_server_connections"] = peak.phases
         violations = check_ledger()
         report["ledger_violations"] = len(violations)
         for violation in violations[:10]:
             self.stderr.write(str(violation))
-        self.stdout.write(f"peak server connections: {peak.peak}; ledger violations: "
+        self.stdout.write(f"peak server connections: {peak.phases}; ledger violations: "
                           f"{len(violations)}")  # fmt: skip
         self.stdout.write("REPORT " + json.dumps(report))
         if not options["keep"]:
@@ -242,10 +259,16 @@ class Command(BaseCommand):
             "errors": summary["errors"], "pool_errors": pool_stats()["errors"],
         }  # fmt: skip
 
-    def _spawn(self, kind: str, ids: list[int], count: int) -> list[dict[str, Any]]:
+    def _spawn(
+        self, kind: str, ids: list[int], count: int, *, pool_max: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Run ``count`` child processes at once; they start together (after their imports)."""
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get(
             "DJANGO_SETTINGS_MODULE", "zerobot.settings")}  # fmt: skip
+        if pool_max is not None:
+            env.update(DB_POOL_MAX_SIZE=str(pool_max), DB_POOL_MIN_SIZE=str(min(4, pool_max)))
         manage = Path(settings.BASE_DIR) / "manage.py"
+        start_at = time.time() + 8.0  # after every child imported Django and the project
         procs = [
             subprocess.Popen(  # noqa: S603 - our own manage.py, our own arguments
                 [
@@ -256,6 +279,8 @@ class Command(BaseCommand):
                     kind,
                     "--ids",
                     ",".join(map(str, ids)),
+                    "--start-at",
+                    str(start_at),
                 ],
                 env=env,
                 stdout=subprocess.PIPE,
@@ -274,26 +299,30 @@ class Command(BaseCommand):
         return results
 
     def _processes(self, ids: list[int], count: int) -> dict[str, Any]:
+        """One round by one process (pool max 20) vs ``count`` processes sharing the same
+        connection budget (pool max 20 / count each), timed from the common start to the last
+        child's end."""
+        budget = settings.DB_POOL_MAX_SIZE
         _due_now(ids)
         before = dict(Bot.objects.filter(pk__in=ids).values_list("pk", "cycle_count"))
         connection.close()
-        started = time.perf_counter()
-        single = self._spawn("round", ids, 1)[0]
-        one_wall = time.perf_counter() - started
+        single = self._spawn("round", ids, 1, pool_max=budget)[0]
         _due_now(ids)
         mid = dict(Bot.objects.filter(pk__in=ids).values_list("pk", "cycle_count"))
         connection.close()
-        started = time.perf_counter()
-        many = self._spawn("round", ids, count)
-        many_wall = time.perf_counter() - started
+        many = self._spawn("round", ids, count, pool_max=max(1, budget // count))
         after = dict(Bot.objects.filter(pk__in=ids).values_list("pk", "cycle_count"))
-        doubles = sum(1 for b in ids if after[b] - mid[b] != 1)
+        connection.close()
+        one_wall = single["end"] - single["start"]
+        many_wall = max(r["end"] for r in many) - min(r["start"] for r in many)
+        not_once = sum(1 for b in ids if after[b] - mid[b] != 1)
+        not_once += sum(1 for b in ids if mid[b] - before[b] != 1)
         return {
-            "processes": count, "one_process_cycles_per_s": round(len(ids) / one_wall, 1),
-            "processes_cycles_per_s": round(len(ids) / many_wall, 1),
-            "ratio": round(one_wall / many_wall, 2),
-            "bots_not_run_exactly_once": doubles + sum(1 for b in ids if mid[b] - before[b] != 1),
-            "per_process_cycles": [r["cycles"] for r in many], "single": single["cycles"],
+            "processes": count, "pool_max_each": max(1, budget // count),
+            "one_process_cycles_per_s": round(single["cycles"] / one_wall, 1),
+            "processes_cycles_per_s": round(sum(r["cycles"] for r in many) / many_wall, 1),
+            "ratio": round(one_wall / many_wall, 2), "bots_not_run_exactly_once": not_once,
+            "per_process_cycles": [r["cycles"] for r in many],
         }  # fmt: skip
 
     def _child(self, options: dict[str, Any]) -> None:
@@ -303,15 +332,17 @@ class Command(BaseCommand):
             # only). Must happen before this process's first query.
             for alias in connections:
                 connections[alias].settings_dict["OPTIONS"].pop("pool", None)
-            _due_now(ids)
-            connection.close()
-        row = _round(ids, 10) if options["child"] == "unpooled" else self._child_round(ids)
+        Bot.objects.filter(pk__in=ids[:1]).exists()  # imports and first connection, untimed
+        connection.close()
+        time.sleep(max(0.0, options["start_at"] - time.time()))
+        start = time.time()
+        if options["child"] in ("pooled", "unpooled"):
+            row = _round(ids, 10)
+        else:
+            stats = Runner(interval=3600, concurrency=10, bot_ids=ids).run(until_idle=True)
+            row = {"cycles": stats.summary()["cycles"]}
+        row.update(start=start, end=time.time())
         self.stdout.write("CHILD " + json.dumps(row))
-
-    def _child_round(self, ids: list[int]) -> dict[str, Any]:
-        runner = Runner(interval=3600, concurrency=10, bot_ids=ids)
-        stats = runner.run(until_idle=True)
-        return {"cycles": stats.summary()["cycles"]}
 
 
 def argparse_hidden() -> str:
