@@ -36,7 +36,7 @@ def check_pool_budget(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     if connection.vendor != "postgresql" or not pool:
         return []
     max_size = pool.get("max_size", 100) if isinstance(pool, dict) else 100
-    processes = getattr(settings, "WEB_CONCURRENCY", 1)
+    processes = settings.WEB_CONCURRENCY  # what gunicorn.conf.py starts (same variable, default)
     try:
         max_connections, reserved = server_connection_limit(connection)
     except DatabaseError as exc:
@@ -70,7 +70,7 @@ def check_pool_budget(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
 @register()
 def check_silk_does_not_explain(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """Silk's SILKY_ANALYZE_QUERIES re-runs each statement under EXPLAIN ANALYZE: an UPDATE or
-    INSERT would be executed twice (FACTS.md: a balance debited twice)."""
+    INSERT would be executed twice (a balance debited twice)."""
     if getattr(settings, "SILKY_ANALYZE_QUERIES", False):
         return [
             Error(

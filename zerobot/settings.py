@@ -135,8 +135,9 @@ if DB_POOL_MIN_SIZE > DB_POOL_MAX_SIZE:
     raise ImproperlyConfigured(
         f"DB_POOL_MIN_SIZE={DB_POOL_MIN_SIZE} is larger than DB_POOL_MAX_SIZE={DB_POOL_MAX_SIZE}."
     )
-# Processes that each hold a pool (gunicorn workers); used only by the connection-budget check.
-WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 1, minimum=1)
+# Processes that each hold a pool: gunicorn's workers (gunicorn.conf.py reads the same variable
+# with the same default, 2); used by the connection-budget check.
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 2, minimum=1)
 # No statement of a web request may run longer than this (ms; 0 = no limit): a stuck query must
 # give its pooled connection back well before the worker timeout (gunicorn.conf.py, 30 s). The
 # cancelled request answers 503 + Retry-After. manage.py defaults it to 0 for commands (seeding,
@@ -165,7 +166,8 @@ def _database_from_url(url: str | None) -> dict:
         # The pool owns connection lifetime: Django requires CONN_MAX_AGE=0 with it.
         "CONN_MAX_AGE": 0,
         # Checked when a connection is taken from the pool, so a server restart costs no
-        # failed request (see FACTS.md: without it each pooled connection fails once).
+        # failed request (without it each pooled connection fails once after a restart:
+        # tests/faults restarts a private server and checks no request fails).
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
             # libpq: set for the session of every pooled connection, no statement per request.
@@ -333,7 +335,7 @@ SILKY_AUTHENTICATION = True
 SILKY_AUTHORISATION = True
 SILKY_IGNORE_PATHS = ["/healthz", "/readyz", "/metrics"]
 # Never True: Silk would re-run every statement under EXPLAIN ANALYZE, which executes an UPDATE a
-# second time (FACTS.md: a balance debited twice). The monitoring.E001 check refuses it.
+# second time (a balance debited twice). The monitoring.E001 check refuses it.
 SILKY_ANALYZE_QUERIES = False
 SILKY_PYTHON_PROFILER = False
 

@@ -8,13 +8,13 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from marketdata.symbols import normalize_symbol
 from trading import locks
 from trading.errors import InvalidInput, InvalidState
 from trading.models import Bot, Position, Timeframe
 from trading.risk import validate_risk_params
 from trading.services._common import decimal_arg
 from trading.services.equity import account_equity_rebuild
+from zerobot.lib.symbols import normalize_symbol
 
 MAX_SYMBOLS_PER_BOT = 50
 # Which status changes a bot accepts: stopped is final until restarted explicitly.

@@ -13,7 +13,6 @@ from django.db.models import Case, F, Value, When
 
 from marketdata.clients.base import MarketDataError
 from marketdata.services import ticker_invalidate
-from marketdata.symbols import normalize_symbol
 from trading import locks
 from trading.errors import (
     InsufficientCapital,
@@ -48,6 +47,7 @@ from trading.services.equity import drawdown_reason
 from trading.services.totals import stats_add
 from zerobot.lib.fields import PriceField
 from zerobot.lib.money import MONEY_CONTEXT, PRICE_DECIMAL_PLACES, money, quantize
+from zerobot.lib.symbols import normalize_symbol
 
 logger = logging.getLogger(__name__)
 
@@ -476,7 +476,7 @@ def positions_mark(*, prices: Mapping[str, Decimal], bot_id: int | None = None) 
         output_field=PriceField(),
     )
     with transaction.atomic():
-        locked_ids = targets.order_by("pk").select_for_update().values("pk")
+        locked_ids = locks.locked_position_ids(targets)
         return Position.objects.filter(pk__in=locked_ids).update(current_price=new_price)
 
 
