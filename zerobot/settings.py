@@ -16,6 +16,7 @@ from zerobot.lib.env import (
     env_float,
     env_hosts,
     env_int,
+    env_list,
     env_networks,
     env_str,
     env_url,
@@ -392,6 +393,12 @@ if not EXCHANGE_ID.isascii() or not EXCHANGE_ID.replace("_", "").isalnum():
 EXCHANGE_TIMEOUT_MS = env_int("EXCHANGE_TIMEOUT_MS", 3_000, minimum=100, maximum=120_000)
 EXCHANGE_DEADLINE_MS = env_int("EXCHANGE_DEADLINE_MS", 6_000, minimum=100, maximum=120_000)
 SYNTHETIC_MARKET_SEED = env_int("SYNTHETIC_MARKET_SEED", 42, minimum=0)
+# Which symbols the synthetic provider lists (pairs such as BTC/USDT; each also as its perpetual,
+# BTC/USDT:USDT). Empty: its built-in list (marketdata/clients/synthetic.py). A ccxt venue lists
+# its own markets. Either way nobody can make the server store made-up symbols.
+MARKET_SYMBOLS = tuple(s.upper() for s in env_list("MARKET_SYMBOLS", []))
+# New series (symbol x timeframe not stored yet) one user may open per UTC day; 0: no limit.
+MARKET_NEW_SERIES_PER_USER = env_int("MARKET_NEW_SERIES_PER_USER", 50, minimum=0)
 # Seconds: OHLCV, tickers and funding rates; indicators (recomputed from cached candles).
 MARKET_DATA_CACHE_TTL = env_int("MARKET_DATA_CACHE_TTL", 300, minimum=1, maximum=86_400)
 INDICATOR_CACHE_TTL = env_int("INDICATOR_CACHE_TTL", 900, minimum=1, maximum=86_400)

@@ -13,13 +13,14 @@ import redis
 
 from marketdata import prices, services, timeframes
 from marketdata.clients.ccxt_client import CcxtClient
+from marketdata.clients.synthetic import BASE_PRICES
 from marketdata.indicators import parse_specs
 from marketdata.series import WINDOW
 from marketdata.tests.factories import store_candles
 from marketdata.tests.fakes import FakeExchange
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis, pytest.mark.postgres]
-SYMBOLS = [f"S{i}/USDT" for i in range(20)]
+SYMBOLS = [f"{base}/USDT" for base in sorted(BASE_PRICES)][:20]  # 20 listed symbols
 
 
 @pytest.fixture
