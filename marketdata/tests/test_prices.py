@@ -113,3 +113,13 @@ def test_last_prices_long_ago_are_the_stored_minute_close(now: datetime) -> None
     as_of = stored[50].open_time + timedelta(minutes=1, seconds=10)
     assert timeframes.utcnow() - as_of > timedelta(minutes=5)
     assert prices.last_prices(["BTC/USDT"], as_of=as_of) == {"BTC/USDT": stored[50].close}
+
+
+def test_unlisted_names_the_symbols_the_venue_has_no_market_for(ccxt_client: Any) -> None:
+    assert prices.unlisted(["btc/usdt", "FOO/USDT", "ETH/USDT:USDT-260327"]) == [
+        "FOO/USDT",
+        "ETH/USDT:USDT-260327",
+    ]  # the synthetic venue: spot pairs and perpetuals only
+    assert prices.unlisted(["BTC/USDT", "NOPE/USDT"], client=ccxt_client) == ["NOPE/USDT"]
+    calls = [call[0] for call in ccxt_client.exchange.calls]
+    assert calls.count("load_markets") == 1 and "fetch_ticker" not in calls  # markets, no tickers
