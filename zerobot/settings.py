@@ -447,9 +447,14 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
         "json": {"class": "logging.StreamHandler", "formatter": "json"},
     },
+    "filters": {"cache_outage": {"()": "zerobot.lib.logfilters.CacheOutageFilter"}},
     "loggers": {
-        name: {"handlers": ["json"], "level": "INFO", "propagate": False}
-        for name in MONITORING_JSON_LOGGERS
+        **{
+            name: {"handlers": ["json"], "level": "INFO", "propagate": False}
+            for name in MONITORING_JSON_LOGGERS
+        },
+        # django-redis logs each failed call with a traceback: one line per outage and minute.
+        "zerobot.cache": {"filters": ["cache_outage"]},
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
