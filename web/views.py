@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
+from accounts.backends import account_retry_after
 from zerobot.lib import throttle
 
 
@@ -34,7 +35,17 @@ class LoginView(auth_views.LoginView):
             )  # fmt: skip
             response["Retry-After"] = str(verdict.retry_after)
             return response
-        return super().post(request, *args, **kwargs)
+        response = super().post(request, *args, **kwargs)
+        wait = account_retry_after(request)
+        if wait is not None:  # refused for the account (accounts.backends), whatever the password
+            response = render(
+                request,
+                self.template_name,
+                {"form": self.get_form_class()(request), "throttled": True, "retry_after": wait},
+                status=429,
+            )
+            response["Retry-After"] = str(wait)
+        return response
 
 
 class LogoutView(auth_views.LogoutView):

@@ -262,6 +262,10 @@ REST_FRAMEWORK = {
 # Login, register and the admin login, per client address (accounts.throttles): counted in Redis,
 # in process memory while Redis is unavailable (fail closed, never unlimited).
 AUTH_THROTTLE_RATE = env_str("AUTH_THROTTLE_RATE", "20/minute")
+# Failed logins per account name from all addresses together (accounts.backends): past it, that
+# name's logins are refused for the rest of the window, right password included.
+AUTH_ACCOUNT_FAILURE_RATE = env_str("AUTH_ACCOUNT_FAILURE_RATE", "30/hour")
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
 # API tokens (accounts): one per login, stored hashed; logout revokes it, a password change
 # revokes all. A token expires API_TOKEN_TTL_HOURS after its last use (sliding) or after its
 # creation (API_TOKEN_SLIDING=0).
