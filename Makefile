@@ -57,13 +57,13 @@ format: install
 # Migrations match the models, and the system checks (incl. the pool budget) pass with no warning.
 checks: install
 	SECRET_KEY=ci-only-secret-key-0123456789abcdef0123456789 \
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DB_POOL_MAX_SIZE=$${DB_POOL_MAX_SIZE:-40} \
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 		$(BIN)/python manage.py makemigrations --check --dry-run
 	SECRET_KEY=ci-only-secret-key-0123456789abcdef0123456789 \
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DB_POOL_MAX_SIZE=$${DB_POOL_MAX_SIZE:-40} \
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 		$(BIN)/python manage.py check --fail-level WARNING
 	SECRET_KEY=ci-only-deploy-check-key-kW3v9Xq2Lp7Rt5Zm8Nb4Hc6Jd1Fg0Sa-Ye \
-	REDIS_URL= DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DB_POOL_MAX_SIZE=$${DB_POOL_MAX_SIZE:-40} \
+	REDIS_URL= DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 		$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 ci: chromium lint checks test faults

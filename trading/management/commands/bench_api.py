@@ -4,17 +4,27 @@ Server-side latency of the dashboard endpoints on the current database, through 
 middleware stack (in-process test Client, token auth), after a warm-up. Prints p50/p95/p99 per
 endpoint with its query count and response size. ``--baseline`` also measures the naive
 implementation in tests/performance/baseline.py (test-only code) and prints the ratio.
+
+It refuses to run with ``DEBUG`` on (``make run``'s mode: Django then keeps every statement,
+the debug toolbar and Silk record every request, and the figures come out ~10x too high) unless
+given ``--allow-debug``, which prints a warning above and below the table. The per-request log
+lines (``zerobot.requests``, ``zerobot.slow_queries``) are held back while it measures, so they
+do not land in the table.
 """
 
 from __future__ import annotations
 
 import cProfile
 import io
+import logging
 import pstats
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.test import Client
@@ -28,6 +38,29 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
     return ordered[index]
+
+
+# Request and slow-query lines, one per timed request: measured in the figures, not printed.
+QUIET_LOGGERS = ("zerobot.requests", "zerobot.slow_queries", "django.request")
+
+DEBUG_WARNING = (
+    "WARNING: DEBUG is on. Django keeps every statement, and the debug toolbar and Silk record "
+    "each request: these figures are several times the production ones. Rerun with DEBUG=0."
+)
+
+
+@contextmanager
+def quiet_request_logs() -> Iterator[None]:
+    """Hold back per-request log lines while measuring (restored afterwards)."""
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 class Command(BaseCommand):
@@ -48,11 +81,29 @@ class Command(BaseCommand):
             help="Also print a cProfile of the timed requests (top 15 functions by own time).",
         )  # fmt: skip
         parser.add_argument(
+            "--allow-debug", action="store_true",
+            help="Measure even with DEBUG on (figures several times too high; warns).",
+        )  # fmt: skip
+        parser.add_argument(
             "--admin-exact-count", action="store_true",
             help="Use Django's exact-count paginator in the admin (to compare with the estimate).",
         )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if settings.DEBUG and not options["allow_debug"]:
+            raise CommandError(
+                "DEBUG is on: Django keeps every statement and the debug toolbar and Silk record "
+                "each request, so the figures would be several times the real ones. Run with "
+                "DEBUG=0 (or pass --allow-debug to measure anyway)."
+            )
+        if settings.DEBUG:
+            self.stderr.write(DEBUG_WARNING)
+        with quiet_request_logs():
+            self._measure(options)
+        if settings.DEBUG:
+            self.stderr.write(DEBUG_WARNING)
+
+    def _measure(self, options: dict[str, Any]) -> None:
         user, client = token_client(options["user"])
         if options["admin_exact_count"]:
             from django.core.paginator import Paginator
