@@ -65,7 +65,8 @@ def _get(request: HttpRequest, path: str, params: dict[str, str]) -> bytes | Non
     sub.method = "GET"
     sub.path = sub.path_info = path
     sub.GET = query
-    sub.META = {**request.META, "REQUEST_METHOD": "GET", "PATH_INFO": path,
+    meta = {k: v for k, v in request.META.items() if not k.startswith("HTTP_IF_")}  # not ours
+    sub.META = {**meta, "REQUEST_METHOD": "GET", "PATH_INFO": path,
                 "QUERY_STRING": query.urlencode(), "HTTP_ACCEPT": "application/json"}  # fmt: skip
     match = resolve(path)
     sub.resolver_match = match

@@ -205,6 +205,10 @@ CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "zb")
 # After a Redis failure, new connections fail at once for this long (zerobot.lib.redis_breaker):
 # a hung Redis costs one socket timeout per period per process, not one per cache call.
 REDIS_BREAKER_SECONDS = env_float("REDIS_BREAKER_SECONDS", 5.0, minimum=0, maximum=300)
+# Dashboard responses (trading/conditional.py): ETag from the user's data version, 304 on
+# If-None-Match, and a per-user cache of the bodies, all keyed by this time bucket too: a body is
+# at most this many seconds old as to its sliding window's edges (never as to a write). 0: off.
+DASHBOARD_CACHE_SECONDS = env_int("DASHBOARD_CACHE_SECONDS", 30, minimum=0, maximum=3600)
 _REDIS_POOL_KWARGS: dict = {
     "max_connections": env_int("REDIS_MAX_CONNECTIONS", 200, minimum=1),
     "health_check_interval": 30,
