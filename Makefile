@@ -66,6 +66,11 @@ checks: install
 	REDIS_URL= DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 		$(BIN)/python manage.py check --deploy --fail-level WARNING
 
+# One command, one report: bench-report/report.md and results.json, on the data of DATABASE_URL
+# (seed_demo first; PERFORMANCE.md, "One command"). Needs REDIS_URL, and Chromium for the page.
+bench: install
+	$(BIN)/python manage.py bench $(BENCH_ARGS)
+
 ci: chromium lint checks test faults
 
 # Monitoring: the admin dashboard test drives Debian's Chromium through Playwright

@@ -134,7 +134,8 @@ class Command(BaseCommand):
 
     # --- 1 and 2: in Chromium ---------------------------------------------------------------
 
-    def _browser(self, base: str, user: Any, options: dict[str, Any]) -> None:
+    def _browser(self, base: str, user: Any, options: dict[str, Any]) -> dict[str, Any]:
+        """Loads (both ways) and event latency; prints them and returns the samples (ms)."""
         from playwright.sync_api import sync_playwright
 
         ready_js = "() => performance.getEntriesByName('zb:panels-ready')[0].startTime"
@@ -211,6 +212,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"   {label}: fetch p50 / island p50 = {ratio:.2f}x")
         self.stdout.write("\n2. Event latency, commit -> page JavaScript (one page):")
         self.stdout.write(f"   {_summary(latencies)}")
+        return {"cold": cold, "warm": warm, "event_latency": latencies}
 
     # --- 3: many sockets on one process -----------------------------------------------------
 
