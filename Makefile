@@ -57,14 +57,19 @@ format: install
 # Migrations match the models, and the system checks (incl. the pool budget) pass with no warning.
 checks: install
 	SECRET_KEY=ci-only-secret-key-0123456789abcdef0123456789 \
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DB_POOL_MAX_SIZE=$${DB_POOL_MAX_SIZE:-40} \
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 		$(BIN)/python manage.py makemigrations --check --dry-run
 	SECRET_KEY=ci-only-secret-key-0123456789abcdef0123456789 \
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DB_POOL_MAX_SIZE=$${DB_POOL_MAX_SIZE:-40} \
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 		$(BIN)/python manage.py check --fail-level WARNING
 	SECRET_KEY=ci-only-deploy-check-key-kW3v9Xq2Lp7Rt5Zm8Nb4Hc6Jd1Fg0Sa-Ye \
-	REDIS_URL= DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DB_POOL_MAX_SIZE=$${DB_POOL_MAX_SIZE:-40} \
+	REDIS_URL= DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 		$(BIN)/python manage.py check --deploy --fail-level WARNING
+
+# One command, one report: bench-report/report.md and results.json, on the data of DATABASE_URL
+# (seed_demo first; PERFORMANCE.md, "One command"). Needs REDIS_URL, and Chromium for the page.
+bench: install
+	$(BIN)/python manage.py bench $(BENCH_ARGS)
 
 ci: chromium lint checks test faults
 

@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 
 from trading import dashboard, events, services
 from trading import serializers as s
+from trading.conditional import conditional
 from trading.models import Bot, BotSymbolStats, Position, Trade
 from zerobot.lib.pagination import (
     COUNT_CAP,
@@ -444,6 +445,7 @@ class DashboardStatsView(APIView):
         responses={200: s.StatsOut, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
+    @conditional
     def get(self, request: Request) -> Response:
         try:
             return Response(dashboard.stats(_scope(request)))
@@ -463,6 +465,7 @@ class DashboardEquityCurveView(APIView):
         responses={200: s.EquityCurveOut, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )  # fmt: skip
+    @conditional
     def get(self, request: Request) -> Response:
         scope = _scope(request)
         period, start = period_param(request)
@@ -484,6 +487,7 @@ class DashboardPositionsView(APIView):
         responses={200: s.DashboardPositionPage, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
+    @conditional
     def get(self, request: Request) -> Response:
         return Response(positions_page(request, open_only=True, bot_name=True))
 
@@ -496,6 +500,7 @@ class DashboardTradesView(APIView):
         responses={200: s.TradePage, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
+    @conditional
     def get(self, request: Request) -> Response:
         return Response(trades_page(request))
 
@@ -510,6 +515,7 @@ class DashboardPerformanceView(APIView):
         responses={200: s.PerformanceOut, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
+    @conditional
     def get(self, request: Request) -> Response:
         scope = _scope(request)
         period, start = period_param(request)

@@ -1,6 +1,7 @@
-"""The dashboard page and its login/logout. The page itself is static HTML: every figure is read
-by the browser from the same REST endpoints as any client (web/static/web/js/), and kept current
-by the websocket (web/consumers.py)."""
+"""The dashboard page and its login/logout. The page carries its first data (web/initial.py: the
+bodies of the API requests its JavaScript makes at start, from the API views themselves); after
+that every figure is read by the browser from the same REST endpoints as any client
+(web/static/web/js/), and kept current by the websocket (web/consumers.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
 from accounts.backends import account_retry_after
+from web.initial import initial_data, wants_initial
 from zerobot.lib import throttle
 
 
@@ -63,4 +65,5 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "ws": "/ws/events",
         "login": reverse("web:login"),
     }
-    return render(request, "web/dashboard.html", {"config": config})
+    initial = initial_data(request) if wants_initial(request) else None
+    return render(request, "web/dashboard.html", {"config": config, "initial": initial})

@@ -129,15 +129,25 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BODY_BYTES
 # process; the `monitoring.W001` system check compares processes x max size with the server's
 # max_connections. Unset: an embedded SQLite file, so a first run needs no server.
 DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "sqlite"))
-DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 20, minimum=0)
-DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 100, minimum=1)
+# Sizes per process. A web worker keeps DB_POOL_MIN_SIZE open (a request never waits for a new
+# connection while the worker idles) and may grow to DB_POOL_MAX_SIZE under a burst; manage.py
+# sets the floor to 0 for its commands, so a one-shot command opens only what it uses (one
+# connection for a command that runs its queries on one thread). PERFORMANCE.md, "Connection
+# budget", has the sizing rule and the figures.
+DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 2, minimum=0)
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 20, minimum=1)
 DB_POOL_TIMEOUT = env_float("DB_POOL_TIMEOUT", 10.0, minimum=0.1, maximum=600)
 if DB_POOL_MIN_SIZE > DB_POOL_MAX_SIZE:
     raise ImproperlyConfigured(
         f"DB_POOL_MIN_SIZE={DB_POOL_MIN_SIZE} is larger than DB_POOL_MAX_SIZE={DB_POOL_MAX_SIZE}."
     )
-# Processes that each hold a pool (gunicorn workers); used only by the connection-budget check.
-WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 1, minimum=1)
+# Processes that each hold a pool, for the connection-budget check (monitoring.checks): the web
+# workers (gunicorn.conf.py reads the same variable, same default), and the other long-running
+# processes with a pool of the same size (bot runners, workers). One-shot commands open one
+# connection each: DB_POOL_COMMAND_CONNECTIONS is what the budget keeps for those running at once.
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 2, minimum=1)
+DB_POOL_OTHER_PROCESSES = env_int("DB_POOL_OTHER_PROCESSES", 1, minimum=0)
+DB_POOL_COMMAND_CONNECTIONS = env_int("DB_POOL_COMMAND_CONNECTIONS", 3, minimum=0)
 # No statement of a web request may run longer than this (ms; 0 = no limit): a stuck query must
 # give its pooled connection back well before the worker timeout (gunicorn.conf.py, 30 s). The
 # cancelled request answers 503 + Retry-After. manage.py defaults it to 0 for commands (seeding,
@@ -195,6 +205,10 @@ CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "zb")
 # After a Redis failure, new connections fail at once for this long (zerobot.lib.redis_breaker):
 # a hung Redis costs one socket timeout per period per process, not one per cache call.
 REDIS_BREAKER_SECONDS = env_float("REDIS_BREAKER_SECONDS", 5.0, minimum=0, maximum=300)
+# Dashboard responses (trading/conditional.py): ETag from the user's data version, 304 on
+# If-None-Match, and a per-user cache of the bodies, all keyed by this time bucket too: a body is
+# at most this many seconds old as to its sliding window's edges (never as to a write). 0: off.
+DASHBOARD_CACHE_SECONDS = env_int("DASHBOARD_CACHE_SECONDS", 30, minimum=0, maximum=3600)
 _REDIS_POOL_KWARGS: dict = {
     "max_connections": env_int("REDIS_MAX_CONNECTIONS", 200, minimum=1),
     "health_check_interval": 30,
