@@ -32,7 +32,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+def _get(url: str, timeout: float = 30.0) -> tuple[int, bytes]:
+    # Generous: a recycled worker's successor boots Django first, seconds on a loaded machine.
     with urllib.request.urlopen(url, timeout=timeout) as response:  # loopback only
         return response.status, response.read()
 
@@ -78,7 +79,7 @@ def test_metrics_sum_every_worker_and_workers_drain_on_exit(tmp_path: Path) -> N
         deadline = time.monotonic() + 30
         while True:
             try:
-                _get(f"{base}/readyz")  # opens a pool in whichever worker answers
+                _get(f"{base}/readyz", timeout=5)  # opens a pool in whichever worker answers
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
