@@ -119,7 +119,16 @@ def publish_session_revoked(*, owner_id: int, session_key: str) -> None:
     _after_commit(_Item(owner_id=int(owner_id), kind=SESSION_REVOKED, data=digest.encode()))
 
 
+# Events that say the user's data changed: each moves the data version (trading/dataversion.py).
+_DATA_EVENTS = frozenset({FILL, POSITION_OPENED, POSITION_CLOSED, EQUITY_SNAPSHOT, BOT_STATUS,
+                          PRICE_MARK})  # fmt: skip
+
+
 def _after_commit(item: _Item) -> None:
+    if item.kind in _DATA_EVENTS:
+        from trading import dataversion
+
+        dataversion.bump_on_commit(item.owner_id)
     try:
         transaction.on_commit(lambda: outbox.put(item), robust=True)
     except Exception:  # e.g. a broken connection: the event is lost, the caller is not

@@ -27,6 +27,7 @@ from rest_framework.views import APIView
 
 from trading import dashboard, events, services
 from trading import serializers as s
+from trading.conditional import conditional
 from trading.models import Bot, Position, Trade
 from trading.querysets import BotNotFound
 from zerobot.lib.pagination import (
@@ -387,6 +388,7 @@ class DashboardStatsView(APIView):
         responses={200: s.StatsOut, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
+    @conditional
     def get(self, request: Request) -> Response:
         try:
             return Response(dashboard.stats(_scope(request)))
@@ -406,6 +408,7 @@ class DashboardEquityCurveView(APIView):
         responses={200: s.EquityCurveOut, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )  # fmt: skip
+    @conditional
     def get(self, request: Request) -> Response:
         scope = _scope(request)
         period, start = period_param(request)
@@ -427,6 +430,7 @@ class DashboardPositionsView(APIView):
         responses={200: s.DashboardPositionPage, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
+    @conditional
     def get(self, request: Request) -> Response:
         return Response(positions_page(request, open_only=True, bot_name=True))
 
@@ -439,6 +443,7 @@ class DashboardTradesView(APIView):
         responses={200: s.TradePage, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
+    @conditional
     def get(self, request: Request) -> Response:
         return Response(trades_page(request))
 
@@ -453,6 +458,7 @@ class DashboardPerformanceView(APIView):
         responses={200: s.PerformanceOut, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
+    @conditional
     def get(self, request: Request) -> Response:
         scope = _scope(request)
         period, start = period_param(request)

@@ -254,6 +254,14 @@ class CcxtClient(MarketDataClient):
         kind = "perpetual " if perpetual else ""
         raise UnknownSymbol(f"{self.exchange_id} has no {kind}market {' or '.join(candidates)}.")
 
+    def lists(self, symbol: str) -> bool:
+        """From the venue's markets (loaded once per process; ExchangeUnavailable if it cannot)."""
+        try:
+            self._market(symbol, perpetual=False)
+        except UnknownSymbol:
+            return False
+        return True
+
     def _timeframe(self, timeframe: str) -> str:
         try:
             timeframe_seconds(timeframe)

@@ -1,6 +1,6 @@
 """Dashboard benchmarks on the reference data set (seed_demo --profile reference).
 
-Run: ``make bench`` (marker ``exhaustive``: not in a plain ``make test``; ``make exhaustive``
+Run: ``make benchmarks`` (marker ``exhaustive``: not in a plain ``make test``; ``make exhaustive``
 runs each benchmark once as a smoke test, --benchmark-disable from pytest.ini). Server-side,
 through Django's test client and the full middleware stack, token auth, no cache. Each endpoint
 is measured as built (``optimised``) and as the naive baseline in ``baseline.py``.
@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from accounts.services import token_create
 from trading import seed
 
-# Benchmarks print numbers and cannot fail on speed: out of the default run (make bench).
+# Benchmarks print numbers and cannot fail on speed: out of the default run (make benchmarks).
 pytestmark = [
     pytest.mark.exhaustive,
     pytest.mark.postgres,

@@ -4,7 +4,7 @@ read for 20 symbols (one MGET).
 Not in a plain ``make test`` (marker ``exhaustive``; ``make exhaustive`` runs each once as a
 plain test). To measure:
 
-    make bench PYTEST_ARGS="-k marketdata"
+    make benchmarks PYTEST_ARGS="-k marketdata"
 
 and compare the medians of each group (PERFORMANCE.md, "Market data cache"). Nothing here asserts
 time; the assertions only check that each benchmark measured what its name says (hit or miss).
@@ -23,7 +23,7 @@ from marketdata.indicators import parse_specs
 from marketdata.tests.factories import store_candles
 from trading.tests.factories import make_user
 
-# Benchmarks print numbers and cannot fail on speed: out of the default run (make bench).
+# Benchmarks print numbers and cannot fail on speed: out of the default run (make benchmarks).
 pytestmark = [
     pytest.mark.exhaustive,
     pytest.mark.django_db,

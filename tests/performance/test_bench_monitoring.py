@@ -1,6 +1,6 @@
 """Cost of the query-profiling middleware on a cached request (no database query).
 
-    make bench PYTEST_ARGS="-k monitoring"
+    make benchmarks PYTEST_ARGS="-k monitoring"
 
 Both variants run the same request (a Redis GET served by a view, through the test Client) with
 the same middleware stack but for QueryProfilingMiddleware; Silk is off in both (its production
@@ -23,7 +23,7 @@ from django.conf import settings
 from django.test import Client
 from django.test.utils import override_settings
 
-# Benchmarks print numbers and cannot fail on speed: out of the default run (make bench).
+# Benchmarks print numbers and cannot fail on speed: out of the default run (make benchmarks).
 pytestmark = [
     pytest.mark.exhaustive,
     pytest.mark.urls("monitoring.tests.urls"),

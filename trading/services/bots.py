@@ -8,7 +8,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from trading import locks
+from trading import dataversion, locks
 from trading.errors import InvalidInput, InvalidState
 from trading.models import Bot, Position, Timeframe
 from trading.risk import validate_risk_params
@@ -136,6 +136,7 @@ def bot_set_status(*, bot: Bot, status: str, reason: str = "") -> Bot:
     if not updated:
         bot.refresh_from_db(fields=["status", "status_reason", "updated_at"])
         raise InvalidState(f"The bot changed meanwhile and is now {bot.status}.")
+    dataversion.bump_on_commit(bot.owner_id)  # an .update(): no post_save
     bot.refresh_from_db(fields=["status", "status_reason", "updated_at"])
     return bot
 

@@ -56,7 +56,8 @@ def test_positions_mark_is_a_fixed_number_of_statements(
     n: int, django_assert_num_queries: Any
 ) -> None:
     """Finding 1: nothing wrote current_price. Same count at 1 and 500 positions: SAVEPOINT,
-    the one UPDATE (its subquery locks the rows in pk order), RELEASE SAVEPOINT."""
+    the one UPDATE (its subquery locks the rows in pk order), the owners whose data version
+    moves (trading.dataversion), RELEASE SAVEPOINT."""
     bot = make_bot(
         initial_capital=Decimal("1000000"),
         risk_params={"max_open_positions": 1000, "max_trades_per_day": 1000},
@@ -65,7 +66,7 @@ def test_positions_mark_is_a_fixed_number_of_statements(
     other = make_bot(initial_capital=Decimal("1000"))
     untouched = _open(other, symbol="BTC/USDT", quantity="0.01", client_order_id="x")
     prices = {"BTC/USDT": Decimal("120.5"), "ETH/USDT": Decimal("99.25")}
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         updated = services.positions_mark(prices=prices, bot_id=bot.pk)
     assert updated == n
     marks = dict(Position.objects.filter(bot=bot).values_list("symbol", "current_price").distinct())
@@ -544,3 +545,20 @@ def test_close_reasons_are_one_set() -> None:
     from trading.models import CLOSE_REASONS
 
     assert events.CLOSE_REASONS == CLOSE_REASONS
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+def test_marks_and_a_rule_pause_move_the_dashboard_data_version() -> None:
+    """Bulk .update()s send no post_save: the services move the owner's version themselves
+    (after commit: real commits here)."""
+    from trading import dataversion
+
+    bot = make_bot()
+    _open(bot, client_order_id="p")
+    before = dataversion.current(bot.owner_id)
+    services.positions_mark(prices={"BTC/USDT": Decimal("101")}, bot_id=bot.pk)
+    marked = dataversion.current(bot.owner_id)
+    assert marked is not None and before is not None and marked > before
+    services.bot_set_status(bot=bot, status="paused", reason="test")
+    assert dataversion.current(bot.owner_id) > marked
