@@ -61,8 +61,8 @@ from marketdata.clients.base import FundingRate as FundingRateData
 from marketdata.clients.base import MarketDataClient, MarketDataError
 from marketdata.models import Candle, FundingRate
 from marketdata.series import WINDOW, CandleWindow, IndicatorWindow
-from marketdata.symbols import normalize_symbol, perpetual_symbol
 from marketdata.timeframes import Timeframe
+from zerobot.lib.symbols import normalize_symbol, perpetual_symbol
 
 logger = logging.getLogger(__name__)
 

@@ -101,7 +101,7 @@ def check_pool_budget(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
 @register()
 def check_silk_does_not_explain(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """Silk's SILKY_ANALYZE_QUERIES re-runs each statement under EXPLAIN ANALYZE: an UPDATE or
-    INSERT would be executed twice (FACTS.md: a balance debited twice)."""
+    INSERT would be executed twice (a balance debited twice)."""
     if getattr(settings, "SILKY_ANALYZE_QUERIES", False):
         return [
             Error(

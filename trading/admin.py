@@ -18,10 +18,10 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
-from marketdata.symbols import normalize_symbol
 from trading import events, services
 from trading.errors import TradingError
 from trading.models import Bot, BotDailyPnl, BotSymbolStats, EquitySnapshot, Position, Trade
+from zerobot.lib.symbols import normalize_symbol
 
 
 class EstimatedCountPaginator(Paginator):

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
+from zerobot.lib.errors import DomainError
 
-class TradingError(Exception):
-    """Base class: a request the domain refuses. ``status_code`` is the HTTP status it maps to."""
 
-    status_code = 400
-    code = "invalid"
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class TradingError(DomainError):
+    """Base class: a request the trading domain refuses (status, code, message, field)."""
 
 
 class InvalidInput(TradingError):
@@ -28,3 +22,17 @@ class InvalidState(TradingError):
 
     status_code = 409
     code = "invalid_state"
+
+
+class RiskRefused(TradingError):
+    """A risk rule of the bot refuses the order (trading.risk); the message names the rule."""
+
+    status_code = 409
+    code = "risk_refused"
+
+
+class PriceUnavailable(TradingError):
+    """No market price could be had for a close at market (exchange down, unknown symbol)."""
+
+    status_code = 503
+    code = "price_unavailable"

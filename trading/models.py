@@ -13,7 +13,7 @@ instead of a join over the user's bots followed by a sort.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django.conf import settings
 from django.db import models
@@ -28,7 +28,7 @@ from trading.querysets import (
     TradeQuerySet,
 )
 from zerobot.lib.fields import MoneyField, PriceField, QuantityField
-from zerobot.lib.money import LEVERAGE_DECIMAL_PLACES, LEVERAGE_MAX_DIGITS
+from zerobot.lib.money import LEVERAGE_DECIMAL_PLACES, LEVERAGE_MAX_DIGITS, MONEY_CONTEXT, money
 
 ZERO = Decimal("0")
 
@@ -53,6 +53,21 @@ class PositionStatus(models.TextChoices):
 class TradeSide(models.TextChoices):
     BUY = "buy", "Buy"
     SELL = "sell", "Sell"
+
+
+class TradeReason(models.TextChoices):
+    """Why a fill happened: ``open`` for an opening fill, the close reason for a closing one."""
+
+    OPEN = "open", "Open"
+    SIGNAL = "signal", "Strategy signal"
+    STOP_LOSS = "stop_loss", "Stop-loss"
+    TAKE_PROFIT = "take_profit", "Take-profit"
+    LIQUIDATION = "liquidation", "Liquidation"
+    MANUAL = "manual", "Manual (API, admin)"
+    RISK = "risk", "Risk rule"
+
+
+CLOSE_REASONS = frozenset(TradeReason.values) - {TradeReason.OPEN}
 
 
 class Bot(models.Model):
@@ -85,9 +100,13 @@ class Bot(models.Model):
     )  # fmt: skip
     risk_params = models.JSONField(
         default=dict,
-        help_text="max_position_pct, max_drawdown_pct, max_trades_per_day, stop_loss_pct, "
-        "take_profit_pct, validated (see trading.risk).",
+        help_text="max_position_pct, max_drawdown_pct, max_trades_per_day, max_open_positions, "
+        "stop_loss_pct, take_profit_pct, validated (see trading.risk).",
     )
+    status_reason = models.CharField(
+        max_length=200, blank=True, default="", db_default="",
+        help_text="Why the bot last changed status when a rule changed it (e.g. max drawdown).",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -147,9 +166,18 @@ class Position(models.Model):
     current_price = PriceField()
     stop_loss = PriceField(null=True, blank=True)
     take_profit = PriceField(null=True, blank=True)
+    liquidation_price = PriceField(
+        null=True, blank=True,
+        help_text="Where the loss plus the closing fee uses up the margin (trading.risk); "
+        "null when it cannot be reached (a 1x long).",
+    )  # fmt: skip
     status = models.CharField(
         max_length=6, choices=PositionStatus.choices, default=PositionStatus.OPEN
     )
+    close_reason = models.CharField(
+        max_length=12, blank=True, default="", db_default="",
+        help_text="Reason of the fill that closed it (blank while open).",
+    )  # fmt: skip
     opened_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
     margin = MoneyField(
@@ -181,6 +209,10 @@ class Position(models.Model):
                 | Q(status="closed", closed_at__isnull=False, closed_at__gte=F("opened_at")),
                 name="position_closed_at_matches_status",
             ),
+            models.CheckConstraint(
+                condition=Q(close_reason="") | Q(close_reason__in=sorted(CLOSE_REASONS)),
+                name="position_close_reason_valid",
+            ),
         ]
         indexes = [
             # A user's positions newest first (/api/positions/, also ?status=closed: most are).
@@ -200,6 +232,10 @@ class Position(models.Model):
                 name="position_bot_open_idx",
                 condition=Q(status="open"),
             ),
+            # Open positions in given symbols, whoever holds them: positions_mark of all bots.
+            models.Index(
+                fields=["symbol", "id"], name="position_open_symbol_idx", condition=Q(status="open")
+            ),
         ]
 
     def __str__(self) -> str:
@@ -211,16 +247,19 @@ class Position(models.Model):
 
     @property
     def unrealized_pnl(self) -> Decimal:
+        """At the stored mark, by the one rounding rule (``trading.querysets``): 0 once closed."""
         if self.status == self.Status.CLOSED:
-            return ZERO
+            return money(ZERO)
         direction = 1 if self.side == self.Side.LONG else -1
-        return (self.current_price - self.entry_price) * self.open_quantity * direction
+        with localcontext(MONEY_CONTEXT):
+            return money((self.current_price - self.entry_price) * self.open_quantity * direction)
 
 
 class Trade(models.Model):
     """One fill. ``client_order_id`` is unique per bot, so recording the same order twice is a no-op."""
 
     Side = TradeSide
+    Reason = TradeReason
 
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -250,6 +289,10 @@ class Trade(models.Model):
     )
     executed_at = models.DateTimeField()
     client_order_id = models.CharField(max_length=64)
+    reason = models.CharField(
+        max_length=12, choices=TradeReason.choices, default=TradeReason.OPEN,
+        db_default=TradeReason.OPEN, help_text="open, or why a closing fill closed.",
+    )  # fmt: skip
 
     objects = TradeQuerySet.as_manager()
 
@@ -262,6 +305,9 @@ class Trade(models.Model):
             models.CheckConstraint(condition=Q(price__gt=0), name="trade_price_positive"),
             models.CheckConstraint(condition=Q(fee__gte=0), name="trade_fee_non_negative"),
             models.CheckConstraint(condition=Q(side__in=TradeSide.values), name="trade_side_valid"),
+            models.CheckConstraint(
+                condition=Q(reason__in=TradeReason.values), name="trade_reason_valid"
+            ),
         ]
         indexes = [
             # A user's trades newest first: /api/trades/, /api/dashboard/trades (keyset on id).

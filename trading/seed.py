@@ -37,7 +37,7 @@ from trading.models import (
     Timeframe,
     Trade,
 )
-from trading.risk import validate_risk_params
+from trading.risk import liquidation_price, validate_risk_params
 from trading.services import stats_rebuild
 from zerobot.lib.money import quantize
 
@@ -177,6 +177,15 @@ def _fmt(value: int, places: int) -> str:
     return f"{sign}{value // scale}.{value % scale:0{places}d}"
 
 
+def _liquidation_units(*, long: bool, entry: int, margin: int, qty: int) -> int | None:
+    """trading.risk.liquidation_price in 1e-12 units (Decimal once per position: exact)."""
+    price = liquidation_price(
+        side="long" if long else "short", entry=Decimal(entry).scaleb(-12),
+        margin=Decimal(margin).scaleb(-8), open_quantity=Decimal(qty).scaleb(-12),
+    )  # fmt: skip
+    return None if price is None else int(price.scaleb(12))
+
+
 # --- One bot ------------------------------------------------------------------------------------
 
 
@@ -250,6 +259,7 @@ def generate_bot(
         trades.append((
             owner_id, bot_id, position_id, symbol, "buy" if long else "sell", _fmt(qty, 12),
             _fmt(entry, 12), _fmt(fee_open, 8), "0", fmt_time(opened_at), f"seed-{bot_id}-{order}",
+            "open",
         ))  # fmt: skip
         events.append(
             (
@@ -282,13 +292,23 @@ def generate_bot(
         closed_qty = 0
         exit_price = entry
         closed_at = None
+        liquidation = _liquidation_units(long=long, entry=entry, margin=margin, qty=qty)
+        close_reason = ""
         for minute, part in fills:
             exit_price = max(tick, round(path[minute] * UNIT / tick) * tick)
+            reason = "signal"
+            if liquidation is not None and (
+                exit_price <= liquidation if long else exit_price >= liquidation
+            ):
+                # As position_close does: the rest of the position goes at the liquidation price.
+                exit_price, part, reason = liquidation, open_qty, "liquidation"
             pnl = _div_half_even((exit_price - entry) * part * direction, 10**16)
             fee = _div_half_even(part * exit_price * FEE_BPS, 10_000 * 10**16)
             release = (
                 margin_left if part == open_qty else _div_half_even(margin_left * part, open_qty)
             )
+            if reason == "liquidation":
+                fee = max(0, min(fee, release + pnl))
             margin_left -= release
             open_qty -= part
             closed_qty += part
@@ -300,19 +320,24 @@ def generate_bot(
             trades.append((
                 owner_id, bot_id, position_id, symbol, "sell" if long else "buy", _fmt(part, 12),
                 _fmt(exit_price, 12), _fmt(fee, 8), _fmt(pnl, 8), fmt_time(executed_at),
-                f"seed-{bot_id}-{order}",
+                f"seed-{bot_id}-{order}", reason,
             ))  # fmt: skip
             events.append(
                 (minute, order, release + pnl - fee, sym, -direction * part, -release,
                  -direction * part * entry)
             )  # fmt: skip
             closed_at = executed_at
+            close_reason = reason
+            if open_qty == 0:
+                break
+        # The stored levels of risk_params' defaults (stop_loss_pct 5, take_profit_pct 10), as
+        # position_open derives them (half-even to 12 places); kept after the close.
+        stop = _div_half_even(entry * (100 - direction * 5), 100)
+        take = _div_half_even(entry * (100 + direction * 10), 100)
         if closed is None:
             current = max(tick, round(path[end_minute] * UNIT / tick) * tick)
-            stop = entry - direction * entry // 20
-            take = entry + direction * entry // 10
         else:
-            current, stop, take = exit_price, None, None
+            current = exit_price
         positions.append((
             position_id, owner_id, bot_id, symbol, "long" if long else "short", _fmt(qty, 12),
             _fmt(closed_qty, 12), f"{leverage}.00", _fmt(entry, 12), _fmt(current, 12),
@@ -321,6 +346,7 @@ def generate_bot(
             "open" if closed is None else "closed", fmt_time(opened_at),
             fmt_time(closed_at) if closed_at is not None else None, _fmt(margin_left, 8),
             _fmt(realized, 8), _fmt(fees, 8),
+            None if liquidation is None else _fmt(liquidation, 12), close_reason,
         ))  # fmt: skip
 
     # Cash must never go negative at any instant (the database would refuse it too).
@@ -415,11 +441,11 @@ def _snapshots(
 POSITION_COLUMNS = (
     "id", "owner_id", "bot_id", "symbol", "side", "quantity", "closed_quantity", "leverage",
     "entry_price", "current_price", "stop_loss", "take_profit", "status", "opened_at",
-    "closed_at", "margin", "realized_pnl", "fees",
+    "closed_at", "margin", "realized_pnl", "fees", "liquidation_price", "close_reason",
 )  # fmt: skip
 TRADE_COLUMNS = (
     "owner_id", "bot_id", "position_id", "symbol", "side", "quantity", "price", "fee",
-    "realized_pnl", "executed_at", "client_order_id",
+    "realized_pnl", "executed_at", "client_order_id", "reason",
 )  # fmt: skip
 SNAPSHOT_COLUMNS = ("owner_id", "bot_id", "taken_at", "equity", "cash", "unrealized_pnl")
 

@@ -13,8 +13,10 @@ from typing import Any
 from rest_framework import serializers
 
 from marketdata.timeframes import Timeframe
+from trading.errors import InvalidInput
 from trading.models import Bot, Position, Trade
 from trading.querysets import BOT_FIELDS, POSITION_FIELDS, TRADE_FIELDS
+from trading.risk import validate_risk_params
 from zerobot.lib.money import (
     MONEY_DECIMAL_PLACES,
     MONEY_MAX_DIGITS,
@@ -58,21 +60,15 @@ def price_field(**kwargs: Any) -> FiniteDecimalField:
 # --- Bots ---------------------------------------------------------------------------------------
 
 
-class RiskParamsIn(serializers.Serializer):
-    max_position_pct = FiniteDecimalField(max_digits=8, decimal_places=4, required=False)
-    max_drawdown_pct = FiniteDecimalField(max_digits=8, decimal_places=4, required=False)
-    max_trades_per_day = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
-    stop_loss_pct = FiniteDecimalField(max_digits=8, decimal_places=4, required=False)
-    take_profit_pct = FiniteDecimalField(max_digits=8, decimal_places=4, required=False)
+class RiskParamsIn(serializers.JSONField):
+    """``risk_params``, validated by ``trading.risk.validate_risk_params`` (the one home of the
+    rules; the services call it again, which is idempotent)."""
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if isinstance(data, dict):
-            unknown = set(data) - set(self.fields) - {"validated"}
-            if unknown:
-                raise serializers.ValidationError(
-                    f"Unknown risk parameter(s): {', '.join(sorted(unknown))}."
-                )
-        return super().to_internal_value(data)
+        try:
+            return validate_risk_params(data)
+        except InvalidInput as exc:
+            raise serializers.ValidationError(exc.message) from None
 
 
 # The one place strategy names are checked (the API; the admin and services take what it let

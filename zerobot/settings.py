@@ -176,7 +176,8 @@ def _database_from_url(url: str | None) -> dict:
         # The pool owns connection lifetime: Django requires CONN_MAX_AGE=0 with it.
         "CONN_MAX_AGE": 0,
         # Checked when a connection is taken from the pool, so a server restart costs no
-        # failed request (see FACTS.md: without it each pooled connection fails once).
+        # failed request (without it each pooled connection fails once after a restart:
+        # tests/faults restarts a private server and checks no request fails).
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
             # libpq: set for the session of every pooled connection, no statement per request.
@@ -352,7 +353,7 @@ SILKY_AUTHENTICATION = True
 SILKY_AUTHORISATION = True
 SILKY_IGNORE_PATHS = ["/healthz", "/readyz", "/metrics"]
 # Never True: Silk would re-run every statement under EXPLAIN ANALYZE, which executes an UPDATE a
-# second time (FACTS.md: a balance debited twice). The monitoring.E001 check refuses it.
+# second time (a balance debited twice). The monitoring.E001 check refuses it.
 SILKY_ANALYZE_QUERIES = False
 SILKY_PYTHON_PROFILER = False
 

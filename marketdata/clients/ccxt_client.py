@@ -47,7 +47,6 @@ from marketdata.clients.base import (
     UnknownTimeframe,
 )
 from marketdata.clients.budget import RequestBudget
-from marketdata.symbols import normalize_symbol, perpetual_symbol
 from marketdata.timeframes import timeframe_seconds
 from zerobot.lib.money import (
     PRICE_DECIMAL_PLACES,
@@ -55,6 +54,7 @@ from zerobot.lib.money import (
     InvalidAmount,
     quantize,
 )
+from zerobot.lib.symbols import normalize_symbol, perpetual_symbol
 
 T = TypeVar("T")
 DEFAULT_PAGE_LIMIT = 500

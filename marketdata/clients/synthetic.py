@@ -25,7 +25,7 @@ from marketdata.clients.base import (
     UnknownSymbol,
     UnknownTimeframe,
 )
-from marketdata.symbols import SYMBOL_RE, normalize_symbol, perpetual_symbol
+from zerobot.lib.symbols import SYMBOL_RE, normalize_symbol, perpetual_symbol
 
 # Rough levels so demo charts look familiar; other symbols get a seeded level in [0.01, 10,000).
 BASE_PRICES = {

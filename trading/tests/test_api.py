@@ -9,12 +9,13 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from marketdata.prices import last_prices
 from trading import serializers as s
 from trading import services
 from trading.models import Bot, Position, Trade
 from trading.tests.conftest import seed_user
 from trading.tests.factories import make_bot, make_user
-from zerobot.lib.money import money
+from zerobot.lib.money import money, quantize
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -275,13 +276,12 @@ def test_close_position_through_the_api_moves_money_once(
 ) -> None:
     position = Position.objects.filter(owner=demo_user, status="open").order_by("id").first()
     bot = position.bot
-    capital = bot.capital
+    capital, margin = bot.capital, position.margin
     url = f"/api/positions/{position.pk}/close/"
-    # Within 10 % of the mark (current price): a limit near the market.
-    body = {"price": str(position.entry_price), "client_order_id": "close-1"}
-    Position.objects.filter(pk=position.pk).update(
-        current_price=position.entry_price * Decimal("1.05")
-    )
+    # The API marks the position at a fresh market price first; a limit near it fills.
+    mark = last_prices([position.symbol])[position.symbol]
+    limit = quantize(mark * Decimal("1.05"), 12)
+    body = {"price": str(limit), "client_order_id": "close-1"}
     closed = demo_api.post(url, body, format="json")
     assert closed.status_code == 200, closed.content
     assert closed.json()["status"] == "closed"
@@ -289,9 +289,45 @@ def test_close_position_through_the_api_moves_money_once(
     again = demo_api.post(url, body, format="json")  # a retry: same order id
     assert again.status_code == 200
     bot.refresh_from_db()
-    fee = money(position.entry_price * position.quantity * services.PAPER_FEE_RATE)
-    assert bot.capital == capital + position.margin - fee
+    position.refresh_from_db()
+    trade = Trade.objects.get(bot=bot, client_order_id="close-1")
+    assert trade.reason == "manual" and position.close_reason == "manual"
+    assert bot.capital == capital + margin + trade.realized_pnl - trade.fee
     assert demo_api.post(url, {"client_order_id": "close-2"}, format="json").status_code == 409
+
+
+@pytest.mark.django_db
+@pytest.mark.redis
+def test_close_at_market_fills_at_a_fresh_mark_not_the_entry(api: APIClient) -> None:
+    """Finding 1: nothing marked positions, so a close at market filled at the entry price."""
+    user = make_user()
+    api.force_authenticate(user)
+    bot = make_bot(owner=user, initial_capital=Decimal("100000"))
+    mark = last_prices(["BTC/USDT"])["BTC/USDT"]
+    entry = quantize(mark / Decimal("1.2"), 2)  # the market is ~20 % above the entry
+    position = services.position_open(
+        bot=bot, symbol="BTC/USDT", side="long", quantity="1", price=entry,
+        stop_loss=entry / 2, take_profit=entry * 2, client_order_id="o1",
+    )  # fmt: skip
+    response = api.post(f"/api/positions/{position.pk}/close/", {}, format="json")
+    assert response.status_code == 200, response.content
+    trade = Trade.objects.get(position=position, side="sell")
+    assert trade.price == quantize(mark, 12)
+    assert trade.realized_pnl == money(mark - entry)
+    # A limit near the market is accepted (before: refused as far from the stale entry mark).
+    other = services.position_open(
+        bot=bot, symbol="BTC/USDT", side="long", quantity="1", price=entry,
+        stop_loss=entry / 2, take_profit=entry * 2, client_order_id="o2",
+    )  # fmt: skip
+    near = str(quantize(mark * Decimal("1.01"), 2))
+    response = api.post(
+        f"/api/positions/{other.pk}/close/", {"price": near, "quantity": "0.5",
+        "client_order_id": "c2"}, format="json",
+    )  # fmt: skip
+    assert response.status_code == 200, response.content
+    # A partial close without an id is refused: a retry would close twice.
+    response = api.post(f"/api/positions/{other.pk}/close/", {"quantity": "0.1"}, format="json")
+    assert response.status_code == 400 and response.json()["field"] == "client_order_id"
 
 
 def test_close_rejects_bad_numbers(demo_api: APIClient, demo_user: Any) -> None:

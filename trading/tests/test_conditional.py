@@ -108,7 +108,8 @@ def test_each_write_invalidates_what_it_changes(
     write: Callable[..., None], path: str, changed: Callable[[dict], Any]
 ) -> None:
     user = make_user()
-    bot = make_bot(owner=user)
+    # Only an active bot opens; starting or deleting one needs it inactive.
+    bot = make_bot(owner=user, status="inactive" if write in (_start, _delete) else "active")
     if write is _position_close:
         _open(bot)
     client = logged_in(user)

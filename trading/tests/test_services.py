@@ -110,9 +110,10 @@ def test_recording_the_same_order_twice_moves_money_once() -> None:
 @pytest.mark.django_db
 def test_insufficient_cash_is_refused_and_nothing_is_written() -> None:
     bot = make_bot(initial_capital=Decimal("100"))
+    # Margin 99 is within max_position_pct (100 % of equity 100); margin + fee 101 is not cash.
     with pytest.raises(InsufficientCapital, match="not enough cash"):
         services.position_open(
-            bot=bot, symbol="BTC/USDT", side="long", quantity="1", price="101",
+            bot=bot, symbol="BTC/USDT", side="long", quantity="1", price="99", fee="2",
             client_order_id="big",
         )  # fmt: skip
     bot.refresh_from_db()

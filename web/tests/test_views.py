@@ -115,7 +115,7 @@ def test_the_page_costs_the_same_queries_with_few_or_many_bots(
 def test_start_pause_stop_through_the_api_publish_the_status(monkeypatch: Any) -> None:
     published: list[tuple[int, str, dict[str, Any]]] = []
     monkeypatch.setattr(events, "publish", lambda *args: published.append(args))
-    bot = make_bot()
+    bot = make_bot(status="inactive")
     api = APIClient()
     api.force_authenticate(bot.owner)
     assert api.post(f"/api/bots/{bot.pk}/start/").status_code == 200
@@ -138,7 +138,11 @@ def test_a_close_through_the_api_publishes_its_fill_and_the_close(monkeypatch: A
     )  # fmt: skip
     api = APIClient()
     api.force_authenticate(bot.owner)
-    partial = api.post(f"/api/positions/{position.pk}/close/", {"quantity": "0.05"}, format="json")
+    partial = api.post(
+        f"/api/positions/{position.pk}/close/",
+        {"quantity": "0.05", "client_order_id": "part-1"},
+        format="json",
+    )
     assert partial.status_code == 200
     assert [kind for _, kind, _ in published] == ["fill"]
     rest = api.post(f"/api/positions/{position.pk}/close/", {}, format="json")

@@ -43,10 +43,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
+from accounts.benchclient import token_client
 from trading.dashboard import DASHBOARD_PATHS
 from trading.management.commands.bench_api import percentile, quiet_request_logs
 from trading.models import Bot, Position, Trade
-from zerobot.lib.benchclient import token_client
 
 REPO = Path(__file__).resolve().parents[3]
 CEILING = "/healthz"

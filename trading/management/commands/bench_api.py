@@ -30,8 +30,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 
+from accounts.benchclient import token_client
 from trading.dashboard import DASHBOARD_PATHS
-from zerobot.lib.benchclient import token_client
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -1,0 +1,138 @@
+"""Running totals (``BotSymbolStats``, ``BotDailyPnl``): kept per fill, rebuilt from the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.db import connection, transaction
+
+from trading.models import Bot, BotDailyPnl, BotSymbolStats, Position, Trade
+
+ZERO = Decimal("0")
+
+
+def stats_add(
+    *,
+    bot: Bot | int,
+    symbol: str,
+    day: datetime,
+    fee: Decimal,
+    pnl: Decimal,
+    owner_id: int | None = None,
+    closed_net: Decimal | None = None,
+) -> None:
+    """Add one fill (and, when it closed a position, that position's net PnL) to the totals.
+
+    Two upserts (INSERT ... ON CONFLICT DO UPDATE with increments): one round trip each whatever
+    the history, and safe under concurrent fills of the same bot.
+    """
+    bot_id = bot if isinstance(bot, int) else bot.pk
+    if owner_id is None:
+        owner_id = bot.owner_id  # type: ignore[union-attr]
+    closed = 1 if closed_net is not None else 0
+    win = 1 if closed_net is not None and closed_net > 0 else 0
+    loss = 1 if closed_net is not None and closed_net < 0 else 0
+    profit = closed_net if win else ZERO
+    lost = -closed_net if loss else ZERO
+    stats = BotSymbolStats._meta.db_table
+    daily = BotDailyPnl._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {stats} (owner_id, bot_id, symbol, trade_count, closed_positions, wins,
+                                 losses, realized_pnl, fees, gross_profit, gross_loss)
+            VALUES (%s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (bot_id, symbol) DO UPDATE SET
+                trade_count = {stats}.trade_count + 1,
+                closed_positions = {stats}.closed_positions + EXCLUDED.closed_positions,
+                wins = {stats}.wins + EXCLUDED.wins,
+                losses = {stats}.losses + EXCLUDED.losses,
+                realized_pnl = {stats}.realized_pnl + EXCLUDED.realized_pnl,
+                fees = {stats}.fees + EXCLUDED.fees,
+                gross_profit = {stats}.gross_profit + EXCLUDED.gross_profit,
+                gross_loss = {stats}.gross_loss + EXCLUDED.gross_loss
+            """,
+            [owner_id, bot_id, symbol, closed, win, loss, pnl, fee, profit, lost],
+        )
+        cursor.execute(
+            f"""
+            INSERT INTO {daily} (owner_id, bot_id, day, trade_count, realized_pnl, fees)
+            VALUES (%s, %s, %s, 1, %s, %s)
+            ON CONFLICT (bot_id, day) DO UPDATE SET
+                trade_count = {daily}.trade_count + 1,
+                realized_pnl = {daily}.realized_pnl + EXCLUDED.realized_pnl,
+                fees = {daily}.fees + EXCLUDED.fees
+            """,
+            [owner_id, bot_id, day.astimezone(UTC).date(), pnl, fee],
+        )
+
+
+def stats_rebuild(*, bot_ids: Iterable[int] | None = None) -> None:
+    """Recompute BotSymbolStats and BotDailyPnl from trades and positions (set-based SQL).
+
+    Used by ``seed_demo`` after bulk loading, and as a repair tool; tests check it agrees with the
+    incremental updates of ``position_open``/``position_close``.
+    """
+    ids = None if bot_ids is None else list(bot_ids)
+    stats = BotSymbolStats._meta.db_table
+    daily = BotDailyPnl._meta.db_table
+    trades = Trade._meta.db_table
+    positions = Position._meta.db_table
+    where_t = "" if ids is None else "WHERE t.bot_id IN ({})".format(",".join(["%s"] * len(ids)))
+    where_p = "" if ids is None else "AND p.bot_id IN ({})".format(",".join(["%s"] * len(ids)))
+    params = [] if ids is None else ids
+    with transaction.atomic():
+        if ids is None:
+            BotSymbolStats.objects.all().delete()
+            BotDailyPnl.objects.all().delete()
+        else:
+            BotSymbolStats.objects.filter(bot_id__in=ids).delete()
+            BotDailyPnl.objects.filter(bot_id__in=ids).delete()
+        if ids == []:
+            return
+        day_expr = (
+            "(t.executed_at AT TIME ZONE 'UTC')::date"
+            if connection.vendor == "postgresql"
+            else "date(t.executed_at)"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                INSERT INTO {stats} (owner_id, bot_id, symbol, trade_count, closed_positions,
+                                     wins, losses, realized_pnl, fees, gross_profit, gross_loss)
+                SELECT f.owner_id, f.bot_id, f.symbol, f.trade_count,
+                       COALESCE(c.closed, 0), COALESCE(c.wins, 0), COALESCE(c.losses, 0),
+                       f.realized_pnl, f.fees,
+                       COALESCE(c.gross_profit, 0), COALESCE(c.gross_loss, 0)
+                FROM (
+                    SELECT t.owner_id, t.bot_id, t.symbol, COUNT(*) AS trade_count,
+                           SUM(t.realized_pnl) AS realized_pnl, SUM(t.fee) AS fees
+                    FROM {trades} t {where_t}
+                    GROUP BY t.owner_id, t.bot_id, t.symbol
+                ) f
+                LEFT JOIN (
+                    SELECT p.bot_id, p.symbol, COUNT(*) AS closed,
+                           SUM(CASE WHEN p.realized_pnl - p.fees > 0 THEN 1 ELSE 0 END) AS wins,
+                           SUM(CASE WHEN p.realized_pnl - p.fees < 0 THEN 1 ELSE 0 END) AS losses,
+                           SUM(CASE WHEN p.realized_pnl - p.fees > 0
+                                    THEN p.realized_pnl - p.fees ELSE 0 END) AS gross_profit,
+                           SUM(CASE WHEN p.realized_pnl - p.fees < 0
+                                    THEN p.fees - p.realized_pnl ELSE 0 END) AS gross_loss
+                    FROM {positions} p
+                    WHERE p.status = 'closed' {where_p}
+                    GROUP BY p.bot_id, p.symbol
+                ) c ON c.bot_id = f.bot_id AND c.symbol = f.symbol
+                """,
+                params + params,
+            )
+            cursor.execute(
+                f"""
+                INSERT INTO {daily} (owner_id, bot_id, day, trade_count, realized_pnl, fees)
+                SELECT t.owner_id, t.bot_id, {day_expr}, COUNT(*), SUM(t.realized_pnl), SUM(t.fee)
+                FROM {trades} t {where_t}
+                GROUP BY t.owner_id, t.bot_id, {day_expr}
+                """,
+                params,
+            )
