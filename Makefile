@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/zerobot
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run serve test faults lint format checks ci bench clean chromium
+.PHONY: install run serve test faults exhaustive benchmarks lint format checks ci bench clean chromium
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,9 +36,24 @@ serve: install
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/gunicorn -c gunicorn.conf.py -k uvicorn_worker.UvicornWorker zerobot.asgi:application
 
-test: install
+# The default suite. Installs what its tests need: the venv and Debian's Chromium (browser tests).
+test: install chromium
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Long runs out of the default suite (marker `exhaustive`): the whole small demo replayed through
+# the services, and every benchmark once as a smoke run.
+exhaustive: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(BIN)/python -m pytest -m exhaustive $(PYTEST_ARGS)
+
+# The pytest benchmarks (tables of numbers) and the positions_mark bench command (PERFORMANCE.md);
+# none of them asserts a time. (`make bench` is the one-report command further down.)
+benchmarks: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(BIN)/python -m pytest -m exhaustive tests/performance --benchmark-enable $(PYTEST_ARGS)
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(BIN)/python manage.py bench_positions_mark
 
 # Fault tests (tests/faults): private PostgreSQL and Redis servers started, broken and removed
 # by the tests themselves; never the shared ones. Needs the PostgreSQL server binaries.
@@ -57,14 +72,19 @@ format: install
 # Migrations match the models, and the system checks (incl. the pool budget) pass with no warning.
 checks: install
 	SECRET_KEY=ci-only-secret-key-0123456789abcdef0123456789 \
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DB_POOL_MAX_SIZE=$${DB_POOL_MAX_SIZE:-40} \
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 		$(BIN)/python manage.py makemigrations --check --dry-run
 	SECRET_KEY=ci-only-secret-key-0123456789abcdef0123456789 \
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DB_POOL_MAX_SIZE=$${DB_POOL_MAX_SIZE:-40} \
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 		$(BIN)/python manage.py check --fail-level WARNING
 	SECRET_KEY=ci-only-deploy-check-key-kW3v9Xq2Lp7Rt5Zm8Nb4Hc6Jd1Fg0Sa-Ye \
-	REDIS_URL= DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} DB_POOL_MAX_SIZE=$${DB_POOL_MAX_SIZE:-40} \
+	REDIS_URL= DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 		$(BIN)/python manage.py check --deploy --fail-level WARNING
+
+# One command, one report: bench-report/report.md and results.json, on the data of DATABASE_URL
+# (seed_demo first; PERFORMANCE.md, "One command"). Needs REDIS_URL, and Chromium for the page.
+bench: install
+	$(BIN)/python manage.py bench $(BENCH_ARGS)
 
 ci: chromium lint checks test faults
 

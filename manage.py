@@ -13,6 +13,9 @@ def main() -> None:
         # Commands (seeding, rebuilds, syncs) run long statements on purpose: the web's
         # statement_timeout (settings.DB_STATEMENT_TIMEOUT_MS) is not theirs unless set.
         os.environ.setdefault("DB_STATEMENT_TIMEOUT_MS", "0")
+        # A command opens the connections it uses, no idle floor (the web's DB_POOL_MIN_SIZE):
+        # `manage.py check` or a cron job runs on one connection, not on a pre-filled pool.
+        os.environ.setdefault("DB_POOL_MIN_SIZE", "0")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -17,7 +17,7 @@ from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 
 from accounts import serializers as s
 from accounts import services
+from accounts.backends import account_retry_after
 from accounts.models import ApiToken
 from accounts.throttles import LoginThrottle, RegisterThrottle
 from zerobot.lib import throttle
@@ -32,6 +33,9 @@ from zerobot.lib.api import error_body
 from zerobot.lib.schema import ERROR
 
 WRONG_CREDENTIALS = "Wrong username or password."
+ACCOUNT_THROTTLED = (
+    "Too many failed logins for this account: logins of it wait for the window to end."
+)
 
 
 def _user(user: Any) -> dict[str, Any]:
@@ -96,6 +100,8 @@ class LoginView(APIView):
             username = match or login
         # Django's backend runs the hasher for unknown users too: the same time either way.
         user = authenticate(request, username=username, password=data.validated_data["password"])
+        if user is None and (wait := account_retry_after(request)) is not None:
+            raise exceptions.Throttled(wait=wait, detail=ACCOUNT_THROTTLED)
         if user is None:
             return Response(error_body(WRONG_CREDENTIALS, "invalid_credentials"), status=400)
         return _token_response(user, services.token_create(user=user))
@@ -160,4 +166,12 @@ def admin_login(request: HttpRequest, **kwargs: Any) -> HttpResponse:
             )  # fmt: skip
             response["Retry-After"] = str(verdict.retry_after)
             return response
-    return admin.site.login(request, **kwargs)
+    response = admin.site.login(request, **kwargs)
+    wait = account_retry_after(request)
+    if wait is not None:
+        response = HttpResponse(
+            f"{ACCOUNT_THROTTLED} Retry in {wait} s.\n", status=429,
+            content_type="text/plain; charset=utf-8",
+        )  # fmt: skip
+        response["Retry-After"] = str(wait)
+    return response

@@ -91,6 +91,13 @@ class IndicatorSeries:
         return float(values[-1])
 
 
+def unlisted(symbols: Sequence[str], *, client: MarketDataClient | None = None) -> list[str]:
+    """The symbols the venue has no market for (normalized), in the order given: what a bot's
+    settings are checked with. Raises ExchangeUnavailable when the venue cannot say."""
+    client = services._client(client)
+    return [symbol for symbol in _symbols(symbols) if not client.lists(symbol)]
+
+
 def _as_of(as_of: datetime | None) -> datetime:
     now = timeframes.utcnow()
     if as_of is None:

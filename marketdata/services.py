@@ -40,7 +40,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max, Min
 
-from marketdata import indicators, series, timeframes
+from marketdata import indicators, quota, series, timeframes
 from marketdata.cache import (
     INDICATORS,
     MARKET,
@@ -61,8 +61,8 @@ from marketdata.clients.base import FundingRate as FundingRateData
 from marketdata.clients.base import MarketDataClient, MarketDataError
 from marketdata.models import Candle, FundingRate
 from marketdata.series import WINDOW, CandleWindow, IndicatorWindow
-from marketdata.symbols import normalize_symbol, perpetual_symbol
 from marketdata.timeframes import Timeframe
+from zerobot.lib.symbols import normalize_symbol, perpetual_symbol
 
 logger = logging.getLogger(__name__)
 
@@ -439,6 +439,8 @@ def _read_series(
                 symbol=symbol, timeframe=timeframe, since=since,
                 limit=(expected - since) // step + 1,
             )  # fmt: skip
+    if not rows and fetched:
+        quota.charge_new_series(exchange, symbol, timeframe)  # a new series: the user's quota
     gaps = find_gaps([r[0] for r in rows], timeframe)
     repairs = _unchecked_gaps(exchange, symbol, timeframe, gaps[-MAX_GAP_REPAIRS:])
     for gap in repairs:

@@ -27,7 +27,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marketdata import services
+from marketdata import quota, services
 from marketdata.clients.base import ExchangeUnavailable, MarketDataError, NotSupported
 from marketdata.services import DEFAULT_LIMIT, MAX_LIMIT, InvalidRequest
 from marketdata.timeframes import Timeframe
@@ -113,8 +113,19 @@ class MarketDataView(APIView):
 
     renderer_classes = [ORJSONRenderer]  # errors only: successful bodies are already rendered
 
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        with quota.requested_by(None):  # whatever happens inside, nothing outlives the request
+            return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # New series this request makes the server store count against its user (marketdata.quota).
+        quota.bind(request.user.pk if request.user.is_authenticated else None)
+
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, ExchangeUnavailable):
+        if isinstance(exc, quota.SeriesQuotaExceeded):
+            exc = exceptions.Throttled(wait=exc.retry_after, detail=exc.message)
+        elif isinstance(exc, ExchangeUnavailable):
             retry_after = exc.retry_after if exc.retry_after is not None else 5
             exc = ServiceUnavailable(exc.message)
             self.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))

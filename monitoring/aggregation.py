@@ -2,7 +2,7 @@
 
 ``record_request`` (called by the middleware once per request) only updates a dict under a lock:
 a histogram bucket, a few sums, a 5-entry heap of the minute's slowest requests. A background
-thread per process (``start_background``), or ``flush()`` called by hand, adds those figures to the
+thread per process (``monitoring.pool.start_background``, which also samples the pools), or ``flush()`` called by hand, adds those figures to the
 shared ``RequestBucket``/``CacheBucket`` rows, inserts the slow requests/queries and pool samples,
 and prunes rows past the retention. A flush that fails (database down, pool exhausted) drops that
 batch with a log line: monitoring must never hold the request path or grow without bound.
@@ -24,19 +24,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 
+from monitoring.buckets import LATENCY_BOUNDS_MS, QUERY_BOUNDS
 from monitoring.context import process_cache_counts
 
 logger = logging.getLogger("zerobot.monitoring")
 
-# Upper bounds (inclusive) of the histogram buckets; one overflow bucket follows.
-LATENCY_BOUNDS_MS = (
-    0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000,
-    3000, 5000, 10000,
-)  # fmt: skip
-QUERY_BOUNDS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)
 SLOW_REQUESTS_PER_MINUTE = 5
 SLOW_QUERIES_PER_MINUTE = 50
 SQL_MAX_CHARS = 4000
@@ -417,54 +412,3 @@ def flush(*, final: bool = False) -> bool:
         logger.warning("monitoring flush failed, batch dropped: %s", exc)
         return False
     return True
-
-
-# --- Background thread --------------------------------------------------------------------------
-_thread_lock = threading.Lock()
-_thread_pid: int | None = None
-_thread: threading.Thread | None = None
-_stop = threading.Event()
-
-
-def _loop(interval: float) -> None:
-    from monitoring import pool
-
-    while not _stop.wait(interval):
-        try:
-            pool.sample_all()
-            if pool.saturated():
-                # Writing would wait for a connection that requests need: keep the data (the
-                # in-memory state is bounded per minute) and try again next round.
-                continue
-            flush()
-        except Exception:
-            logger.exception("monitoring background round failed")
-        finally:
-            connection.close()  # give this thread's connection back to the pool
-
-
-def start_background() -> bool:
-    """Start this process's sampler/flush thread once (after a fork too); False when disabled."""
-    global _thread, _thread_pid
-    interval = settings.MONITORING_FLUSH_SECONDS
-    if not interval or _thread_pid == os.getpid():
-        return False
-    with _thread_lock:
-        if _thread_pid == os.getpid():
-            return False
-        _thread_pid = os.getpid()
-        _stop.clear()
-        _thread = threading.Thread(
-            target=_loop, args=(interval,), name="zerobot-monitoring", daemon=True
-        )
-        _thread.start()
-    return True
-
-
-def stop_background(timeout: float = 5.0) -> None:
-    """Stop this process's thread and wait (up to ``timeout``) for its current round to end."""
-    global _thread, _thread_pid
-    _stop.set()
-    thread, _thread, _thread_pid = _thread, None, None
-    if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-        thread.join(timeout)

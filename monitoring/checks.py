@@ -1,8 +1,9 @@
 """System checks about the connection budget.
 
-Django's pool is per process: N worker processes x DB_POOL_MAX_SIZE connections can be opened at
-once. When that exceeds what the server accepts (max_connections minus the reserved slots), the
-last requests of a burst fail with "too many clients" instead of waiting in the pool.
+Django's pool is per process: (web workers + other pooled processes) x DB_POOL_MAX_SIZE
+connections can be opened at once, plus one per one-shot command running. When that exceeds what
+the server accepts (max_connections minus the reserved slots), the last requests of a burst fail
+with "too many clients" instead of waiting in the pool.
 """
 
 from __future__ import annotations
@@ -28,15 +29,42 @@ def server_connection_limit(connection: Any) -> tuple[int, int]:
     return values["max_connections"], reserved
 
 
+def pool_budget() -> dict[str, int]:
+    """What the processes of one deployment may open, from the settings.
+
+    Web workers (``WEB_CONCURRENCY``) and the other long-running pooled processes
+    (``DB_POOL_OTHER_PROCESSES``: bot runners, workers) each hold a pool of the configured size;
+    one-shot commands (``DB_POOL_COMMAND_CONNECTIONS`` at once) open one connection each, since
+    manage.py gives them no idle floor. ``floor`` is what stays open while everything idles.
+    """
+    connection = connections["default"]
+    pool = connection.settings_dict.get("OPTIONS", {}).get("pool")
+    pool = pool if isinstance(pool, dict) else {}
+    max_size = int(pool.get("max_size", settings.DB_POOL_MAX_SIZE))
+    min_size = int(pool.get("min_size", settings.DB_POOL_MIN_SIZE))
+    web = int(getattr(settings, "WEB_CONCURRENCY", 1))
+    other = int(getattr(settings, "DB_POOL_OTHER_PROCESSES", 0))
+    commands = int(getattr(settings, "DB_POOL_COMMAND_CONNECTIONS", 0))
+    return {
+        "web_processes": web,
+        "other_processes": other,
+        "command_connections": commands,
+        "max_size": max_size,
+        "min_size": min_size,
+        "peak": (web + other) * max_size + commands,
+        "floor": web * min_size,
+    }
+
+
 @register()
 def check_pool_budget(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
-    """Warn when WEB_CONCURRENCY x DB_POOL_MAX_SIZE exceeds the server's usable connections."""
+    """Warn when the pools of every process of the deployment may open more connections than
+    the server accepts (max_connections minus the reserved slots)."""
     connection = connections["default"]
     pool = connection.settings_dict.get("OPTIONS", {}).get("pool")
     if connection.vendor != "postgresql" or not pool:
         return []
-    max_size = pool.get("max_size", 100) if isinstance(pool, dict) else 100
-    processes = getattr(settings, "WEB_CONCURRENCY", 1)
+    budget = pool_budget()
     try:
         max_connections, reserved = server_connection_limit(connection)
     except DatabaseError as exc:
@@ -49,18 +77,21 @@ def check_pool_budget(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     finally:
         connection.close()
     usable = max_connections - reserved
-    budget = processes * max_size
-    if budget <= usable:
+    if budget["peak"] <= usable:
         return []
     return [
         Warning(
-            f"The connection pools may open {budget} connections ({processes} process(es) x "
-            f"DB_POOL_MAX_SIZE={max_size}) but the server accepts {usable} "
+            f"The connection pools may open {budget['peak']} connections "
+            f"(({budget['web_processes']} web process(es) WEB_CONCURRENCY + "
+            f"{budget['other_processes']} other DB_POOL_OTHER_PROCESSES) x "
+            f"DB_POOL_MAX_SIZE={budget['max_size']} + {budget['command_connections']} for "
+            f"commands DB_POOL_COMMAND_CONNECTIONS) but the server accepts {usable} "
             f"(max_connections={max_connections} minus {reserved} reserved).",
             hint=(
-                "Lower DB_POOL_MAX_SIZE (or WEB_CONCURRENCY) so that WEB_CONCURRENCY x "
-                "DB_POOL_MAX_SIZE <= max_connections - reserved, raise max_connections on the "
-                "server, or put PgBouncer in front (see PERFORMANCE.md, 'Connection budget')."
+                "Lower DB_POOL_MAX_SIZE (or the process counts) so that (WEB_CONCURRENCY + "
+                "DB_POOL_OTHER_PROCESSES) x DB_POOL_MAX_SIZE + DB_POOL_COMMAND_CONNECTIONS <= "
+                "max_connections - reserved, raise max_connections on the server, or put "
+                "PgBouncer in front (see PERFORMANCE.md, 'Connection budget')."
             ),
             id="monitoring.W001",
         )
@@ -70,7 +101,7 @@ def check_pool_budget(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
 @register()
 def check_silk_does_not_explain(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """Silk's SILKY_ANALYZE_QUERIES re-runs each statement under EXPLAIN ANALYZE: an UPDATE or
-    INSERT would be executed twice (FACTS.md: a balance debited twice)."""
+    INSERT would be executed twice (a balance debited twice)."""
     if getattr(settings, "SILKY_ANALYZE_QUERIES", False):
         return [
             Error(

@@ -14,6 +14,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from monitoring import aggregation
+from monitoring.buckets import LATENCY_BOUNDS_S, QUERY_BOUNDS
 
 CYCLE_OPERATION = "bot_cycle"
 LAG_OPERATION = "bot_schedule_lag"
@@ -22,11 +23,11 @@ LAG_BUCKETS_S = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 CYCLE_DURATION = Histogram(
     "zerobot_bot_cycle_duration_seconds",
     "Duration of one bot cycle.",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=LATENCY_BOUNDS_S,  # the requests' buckets (monitoring.buckets)
 )
 CYCLE_QUERIES = Histogram(
     "zerobot_bot_cycle_queries", "SQL statements of one bot cycle.",
-    buckets=(0, 2, 4, 6, 8, 10, 15, 20, 30, 50, 100),
+    buckets=QUERY_BOUNDS,
 )  # fmt: skip
 CYCLE_LAG = Histogram(
     "zerobot_bot_cycle_lag_seconds", "How late a cycle started after it was due.",

@@ -26,15 +26,15 @@ from prometheus_client import (
     multiprocess,
 )
 
-LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
-QUERY_COUNT_BUCKETS = (0, 1, 2, 3, 5, 10, 20, 50, 100)
+from monitoring.buckets import LATENCY_BOUNDS_S, QUERY_BOUNDS
+
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 REQUEST_DURATION = Histogram(
     "zerobot_request_duration_seconds",
     "Request latency, from the outermost middleware to the response.",
     ["operation", "method"],
-    buckets=LATENCY_BUCKETS_S,
+    buckets=LATENCY_BOUNDS_S,
 )
 REQUESTS = Counter(
     "zerobot_requests",
@@ -45,7 +45,7 @@ REQUEST_QUERIES = Histogram(
     "zerobot_request_queries",
     "Database queries per request.",
     ["operation"],
-    buckets=QUERY_COUNT_BUCKETS,
+    buckets=QUERY_BOUNDS,
 )
 REQUEST_DB_SECONDS = Counter(
     "zerobot_request_db_seconds", "Time spent in database queries by requests.", ["operation"]

@@ -20,7 +20,7 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import empty
 
-from monitoring import aggregation, metrics
+from monitoring import aggregation, metrics, pool
 from monitoring.context import begin_request, end_request
 
 request_logger = logging.getLogger("zerobot.requests")
@@ -107,7 +107,7 @@ class QueryProfilingMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        aggregation.start_background()
+        pool.start_background()
         recorder = QueryRecorder(settings.SLOW_QUERY_MS)
         wrapped = [connections[alias] for alias in connections]
         for conn in wrapped:

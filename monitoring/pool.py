@@ -17,6 +17,7 @@ fail-over): the next query opens a new one.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -25,10 +26,10 @@ from types import FrameType
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.db import connection, connections
 from django.utils import timezone
 
-from monitoring import metrics
+from monitoring import aggregation, metrics
 from monitoring.aggregation import aggregator, process_name
 
 logger = logging.getLogger("zerobot.pool")
@@ -211,9 +212,7 @@ def saturated() -> bool:
 
 def drain(*, timeout: float = 10.0, reason: str = "shutdown") -> None:
     """Last flush, then close every pool (waiting up to ``timeout`` for borrowed connections)."""
-    from monitoring import aggregation
-
-    aggregation.stop_background()
+    stop_background()
     try:
         sample_all()
         aggregation.flush(final=True)
@@ -263,3 +262,52 @@ def drain_on_sigterm() -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+# --- Background thread --------------------------------------------------------------------------
+_thread_lock = threading.Lock()
+_thread_pid: int | None = None
+_thread: threading.Thread | None = None
+_stop = threading.Event()
+
+
+def _loop(interval: float) -> None:
+    while not _stop.wait(interval):
+        try:
+            sample_all()
+            if saturated():
+                # Writing would wait for a connection that requests need: keep the data (the
+                # in-memory state is bounded per minute) and try again next round.
+                continue
+            aggregation.flush()
+        except Exception:
+            logger.exception("monitoring background round failed")
+        finally:
+            connection.close()  # give this thread's connection back to the pool
+
+
+def start_background() -> bool:
+    """Start this process's sampler/flush thread once (after a fork too); False when disabled."""
+    global _thread, _thread_pid
+    interval = settings.MONITORING_FLUSH_SECONDS
+    if not interval or _thread_pid == os.getpid():
+        return False
+    with _thread_lock:
+        if _thread_pid == os.getpid():
+            return False
+        _thread_pid = os.getpid()
+        _stop.clear()
+        _thread = threading.Thread(
+            target=_loop, args=(interval,), name="zerobot-monitoring", daemon=True
+        )
+        _thread.start()
+    return True
+
+
+def stop_background(timeout: float = 5.0) -> None:
+    """Stop this process's thread and wait (up to ``timeout``) for its current round to end."""
+    global _thread, _thread_pid
+    _stop.set()
+    thread, _thread, _thread_pid = _thread, None, None
+    if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+        thread.join(timeout)

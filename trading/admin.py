@@ -18,10 +18,10 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
-from marketdata.symbols import normalize_symbol
-from trading import services
+from trading import events, services
 from trading.errors import TradingError
 from trading.models import Bot, BotDailyPnl, BotSymbolStats, EquitySnapshot, Position, Trade
+from zerobot.lib.symbols import normalize_symbol
 
 
 class EstimatedCountPaginator(Paginator):
@@ -161,7 +161,10 @@ class BotAdmin(admin.ModelAdmin):
         done = 0
         for bot in queryset:
             try:
-                services.bot_set_status(bot=bot, status=status)
+                changed = bot.status != status
+                bot = services.bot_set_status(bot=bot, status=status)
+                if changed:  # as the API does: live pages (and the data version) follow
+                    events.publish_bot_status(bot=bot)
                 done += 1
             except TradingError as exc:
                 self.message_user(request, f"{bot}: {exc.message}", level=messages.WARNING)

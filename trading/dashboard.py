@@ -5,16 +5,16 @@ bounded by the user's bots, symbols and the chosen period, never by the length o
 - equity curve: snapshots in the period, bucketed by the database to at most ``points`` rows.
 - performance: running totals per bot/symbol, PnL per day (BotDailyPnl), drawdown over the period.
 
-Functions return plain dicts/lists; money stays ``Decimal`` (rendered as exact strings).
-``explain_dashboard`` runs EXPLAIN on ``dashboard_sql`` statements, so every statement here is
-built by a ``*_sql`` function that returns ``(sql, params)``.
+Functions return plain dicts/lists; money stays ``Decimal`` (rendered as exact strings). Every
+statement here is built by a ``*_sql`` function that returns ``(sql, params)``
+(``explain_dashboard`` EXPLAINs what the endpoints really run).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from django.db import connection
@@ -27,7 +27,8 @@ from trading.models import (
     EquitySnapshot,
     Position,
 )
-from zerobot.lib.money import money
+from trading.querysets import BotNotFound, unrealized_exact_sql
+from zerobot.lib.money import MONEY_CONTEXT, money, quantize
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -47,10 +48,6 @@ DASHBOARD_PATHS = (
     "/api/dashboard/trades",
     "/api/dashboard/performance",
 )
-
-
-class BotNotFound(Exception):
-    """The ``bot`` filter names no bot of this user (mapped to a 404)."""
 
 
 @dataclass(frozen=True)
@@ -76,9 +73,12 @@ def _fetch(sql: str, params: list[Any]) -> list[tuple]:
 
 
 def _ratio(numerator: Decimal | int, denominator: Decimal | int, places: int = 4) -> Decimal | None:
+    """numerator / denominator to ``places`` decimals in the project's decimal context (a
+    default 28-digit context fails to quantize a profit factor >= ~1e24)."""
     if not denominator:
         return None
-    return (Decimal(numerator) / Decimal(denominator)).quantize(Decimal(1).scaleb(-places))
+    with localcontext(MONEY_CONTEXT):
+        return quantize(Decimal(numerator) / Decimal(denominator), places)
 
 
 def _dec(value: Any) -> Decimal:
@@ -87,10 +87,8 @@ def _dec(value: Any) -> Decimal:
 
 # --- Stats --------------------------------------------------------------------------------------
 
-UNREALIZED_SQL = (
-    "ROUND((p.current_price - p.entry_price) * (p.quantity - p.closed_quantity)"
-    " * CASE WHEN p.side = 'long' THEN 1 ELSE -1 END, 8)"
-)
+# The exact sum, rounded once in Python (the rule of trading.querysets).
+UNREALIZED_SUM_SQL = f"SUM({unrealized_exact_sql('p')})"
 
 
 def stats_sql(scope: Scope) -> tuple[str, list[Any]]:
@@ -110,7 +108,7 @@ def stats_sql(scope: Scope) -> tuple[str, list[Any]]:
             st.trades, st.closed, st.wins, st.losses, st.pnl, st.fees
         FROM
             (SELECT COUNT(*) AS n, COALESCE(SUM(p.margin), 0) AS margin,
-                    COALESCE(SUM({UNREALIZED_SQL}), 0) AS unrealized
+                    COALESCE({UNREALIZED_SUM_SQL}, 0) AS unrealized
              FROM {POSITION} p WHERE {pos_where} AND p.status = 'open') pos,
             (SELECT COALESCE(SUM(s.trade_count), 0) AS trades,
                     COALESCE(SUM(s.closed_positions), 0) AS closed,
@@ -128,7 +126,8 @@ def stats(scope: Scope) -> dict[str, Any]:
      closed, wins, losses, pnl, fees) = _fetch(sql, params)[0]  # fmt: skip
     if scope.bot_id is not None and not bots:
         raise BotNotFound
-    cash, initial, margin, unrealized = _dec(cash), _dec(initial), _dec(margin), _dec(unrealized)
+    cash, initial, margin = _dec(cash), _dec(initial), _dec(margin)
+    unrealized = money(_dec(unrealized))  # exact sum, rounded once
     pnl, fees = _dec(pnl), _dec(fees)
     equity = cash + margin + unrealized
     return {
@@ -310,8 +309,8 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "fees": money(fees),
         "net_pnl": money(pnl - fees),
         "profit_factor": _ratio(profit, loss),
-        "average_win": money(profit / wins) if wins else None,
-        "average_loss": money(loss / losses) if losses else None,
+        "average_win": _ratio(profit, wins, 8),
+        "average_loss": _ratio(loss, losses, 8),
     }
 
 
@@ -364,17 +363,4 @@ def performance(scope: Scope, *, start: datetime | None) -> dict[str, Any]:
         "bots": bots,
         "symbols": symbols,
         "daily_pnl": daily,
-    }
-
-
-def dashboard_sql(
-    scope: Scope, *, start: datetime, end: datetime, points: int = 500
-) -> dict[str, tuple[str, list[Any]]]:
-    """Every raw statement the dashboard runs, by name (for ``explain_dashboard``)."""
-    return {
-        "stats": stats_sql(scope),
-        "equity_curve": equity_curve_sql(scope, start=start, end=end, points=points),
-        "performance_totals": performance_stats_sql(scope),
-        "performance_daily": daily_pnl_sql(scope, start=start),
-        "performance_drawdown": drawdown_sql(scope, start=start),
     }

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
+from zerobot.lib.errors import DomainError
 
-class TradingError(Exception):
-    """Base class: a request the domain refuses. ``status_code`` is the HTTP status it maps to."""
 
-    status_code = 400
-    code = "invalid"
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+class TradingError(DomainError):
+    """Base class: a request the trading domain refuses (status, code, message, field)."""
 
 
 class InvalidInput(TradingError):

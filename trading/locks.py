@@ -18,6 +18,11 @@ Who takes what:
 
 Balances (``Bot.capital``) change only while the bot row is locked, so "cash never negative"
 is a check on a locked row, not a race.
+
+Rows are locked ``FOR NO KEY UPDATE``: it excludes the other writers as ``FOR UPDATE`` would, but
+not the ``FOR KEY SHARE`` lock PostgreSQL takes on a referenced row when a row pointing at it is
+inserted (a trade's owner, bot and position). With ``FOR UPDATE`` on the owner, a close inserting
+a trade (key share on the owner) and a delete holding the owner waited on each other.
 """
 
 from __future__ import annotations
@@ -56,10 +61,17 @@ def lock_bot(bot_id: int, *, fields: Iterable[str] | None = None) -> Bot | None:
 def lock_positions(queryset: Any) -> list[Position]:
     """Level 3: the positions of ``queryset``, locked in primary-key order."""
     _in_transaction()
-    return list(queryset.select_for_update(of=("self",)).order_by("pk"))
+    return list(queryset.select_for_update(no_key=True, of=("self",)).order_by("pk"))
+
+
+def locked_position_ids(queryset: Any) -> Any:
+    """Level 3 inside one statement: a subquery of ``queryset``'s ids that locks them in pk
+    order (``UPDATE ... WHERE id IN (SELECT id ... ORDER BY id FOR UPDATE)``)."""
+    _in_transaction()
+    return queryset.order_by("pk").select_for_update(no_key=True).values("pk")
 
 
 def lock_position(position_id: int) -> Position | None:
     """Level 3: one position."""
     _in_transaction()
-    return Position.objects.select_for_update().filter(pk=position_id).first()
+    return Position.objects.select_for_update(no_key=True).filter(pk=position_id).first()

@@ -7,17 +7,82 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.db import connection, models
 from django.db.models import Count, DecimalField, F, Sum
 from django.db.models.expressions import RawSQL
 
 from zerobot.lib.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, money
+from zerobot.lib.pagination import COUNT_CAP
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 
+class BotNotFound(Exception):
+    """A ``bot`` filter names no bot of this user (the API answers 404)."""
+
+
+# --- List totals: one statement per page, running totals where they answer ------------------------
+
+
+def _table(model: str) -> str:
+    return apps.get_model("trading", model)._meta.db_table
+
+
+def count_capped_sql(queryset: models.QuerySet, cap: int = COUNT_CAP) -> tuple[str, list[Any]]:
+    """COUNT of at most ``cap + 1`` rows of ``queryset`` (its index range, no sort)."""
+    sql, params = queryset.order_by().values("id")[: cap + 1].query.sql_with_params()
+    return f"SELECT COUNT(*) FROM ({sql}) capped", list(params)
+
+
+def stats_sum_sql(
+    column: str, owner_id: int, bot_id: int | None, symbol: str | None
+) -> tuple[str, list[Any]]:
+    """A running total summed over the user's BotSymbolStats rows (uses botstats_owner_idx)."""
+    sql = f"SELECT COALESCE(SUM({column}), 0) FROM {_table('BotSymbolStats')} WHERE owner_id = %s"
+    params: list[Any] = [owner_id]
+    if bot_id is not None:
+        sql += " AND bot_id = %s"
+        params.append(bot_id)
+    if symbol is not None:
+        sql += " AND symbol = %s"
+        params.append(symbol)
+    return sql, params
+
+
+def scalar_counts(
+    owner_id: int, bot_id: int | None, parts: list[tuple[str, list[Any]]]
+) -> list[int]:
+    """Several scalar counts (and the bot ownership check) as ONE statement; raises BotNotFound
+    when ``bot_id`` is given and is not one of the owner's bots."""
+    selects: list[str] = []
+    params: list[Any] = []
+    if bot_id is not None:
+        selects.append(f"(SELECT COUNT(*) FROM {_table('Bot')} WHERE id = %s AND owner_id = %s)")
+        params += [bot_id, owner_id]
+    for sql, part_params in parts:
+        selects.append(f"({sql})")
+        params += part_params
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(selects), params)
+        row = list(cursor.fetchone())
+    if bot_id is not None and not row.pop(0):
+        raise BotNotFound
+    return [int(value or 0) for value in row]
+
+
+def _capped(total: int) -> tuple[int, bool]:
+    # counted up to COUNT_CAP + 1: report the cap, flagged as a lower bound
+    return min(total, COUNT_CAP), total <= COUNT_CAP
+
+
 class BotQuerySet(models.QuerySet):
+    def list_total(self) -> tuple[int, bool]:
+        """(total, exact) of these bots (capped count)."""
+        (total,) = scalar_counts(0, None, [count_capped_sql(self)])
+        return _capped(total)
+
     def for_owner(self, user: AbstractBaseUser) -> BotQuerySet:
         return self.filter(owner=user)
 
@@ -84,6 +149,29 @@ class PositionQuerySet(models.QuerySet):
     def newest_first(self) -> PositionQuerySet:
         return self.order_by("-opened_at", "-id")
 
+    def list_total(
+        self,
+        *,
+        owner_id: int,
+        bot_id: int | None,
+        symbol: str | None,
+        side: str | None,
+        status: str | None,
+    ) -> tuple[int, bool]:
+        """(total, exact) of this filtered list in one statement. Without a side filter: closed
+        positions from the running totals (exact) + open ones counted on the partial open index
+        (a few rows); with one (the totals do not split by side): a capped count."""
+        if side is not None:
+            (total,) = scalar_counts(owner_id, bot_id, [count_capped_sql(self)])
+            return _capped(total)
+        parts = []
+        if status in (None, "closed"):
+            parts.append(stats_sum_sql("closed_positions", owner_id, bot_id, symbol))
+        if status in (None, "open"):
+            # uses position_owner_open_idx / position_bot_open_idx (partial): a few rows
+            parts.append(count_capped_sql(self.filter(status="open"), cap=10**9))
+        return sum(scalar_counts(owner_id, bot_id, parts)), True
+
     def totals(self) -> dict[str, Any]:
         """``{"count", "margin", "unrealized_pnl"}`` of these (open) positions in one aggregate;
         unrealized PnL by the rounding rule (exact sum, rounded once)."""
@@ -121,6 +209,19 @@ class TradeQuerySet(models.QuerySet):
         # uses trade_owner_time_idx / trade_bot_time_idx / trade_symbol_time_idx
         return self.order_by("-executed_at", "-id")
 
+    def list_total(
+        self, *, owner_id: int, bot_id: int | None, symbol: str | None, filtered: bool
+    ) -> tuple[int, bool]:
+        """(total, exact) in one statement: from the running totals when only bot/symbol filter
+        (exact, one index probe per stats row); otherwise counted on the index range, capped."""
+        if not filtered:
+            (total,) = scalar_counts(
+                owner_id, bot_id, [stats_sum_sql("trade_count", owner_id, bot_id, symbol)]
+            )
+            return total, True
+        (total,) = scalar_counts(owner_id, bot_id, [count_capped_sql(self)])
+        return _capped(total)
+
     def api_rows(self) -> models.QuerySet:
         return self.values(*TRADE_FIELDS)
 
@@ -151,8 +252,8 @@ class AccountEquityQuerySet(models.QuerySet):
 
 
 # --- API row shapes -----------------------------------------------------------------------------
-# Lists are served from .values() rows (dicts), not model instances + ModelSerializer: ~10x less
-# Python per row (FACTS.md). The field lists are the API's response shapes; trading/serializers.py
+# Lists are served from .values() rows (dicts), not model instances + ModelSerializer: no model
+# instance and no serializer field walk per row. The field lists are the API's response shapes; trading/serializers.py
 # declares the same shapes for the OpenAPI schema and a test keeps both in step.
 
 TRADE_FIELDS = (

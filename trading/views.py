@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 from drf_spectacular.openapi import AutoSchema
@@ -28,9 +27,10 @@ from rest_framework.views import APIView
 
 from trading import dashboard, events, services
 from trading import serializers as s
-from trading.models import Bot, BotSymbolStats, Position, Trade
+from trading.conditional import conditional
+from trading.models import Bot, Position, Trade
+from trading.querysets import BotNotFound
 from zerobot.lib.pagination import (
-    COUNT_CAP,
     MAX_LIMIT,
     MIN_LIMIT,
     page_request,
@@ -127,49 +127,6 @@ def _pk(value: Any, what: str) -> int:
     raise _not_found(what)
 
 
-def _count_sql(queryset: QuerySet, cap: int = COUNT_CAP) -> tuple[str, list[Any]]:
-    sql, params = queryset.order_by().values("id")[: cap + 1].query.sql_with_params()
-    return f"SELECT COUNT(*) FROM ({sql}) capped", list(params)
-
-
-def _totals(owner_id: int, bot_id: int | None, parts: list[tuple[str, list[Any]]]) -> list[int]:
-    """Run several scalar counts (and the bot ownership check) as ONE statement.
-
-    Returns the counts; raises 404 when ``bot_id`` is given and is not one of the owner's bots.
-    """
-    selects: list[str] = []
-    params: list[Any] = []
-    if bot_id is not None:
-        selects.append(
-            f"(SELECT COUNT(*) FROM {Bot._meta.db_table} WHERE id = %s AND owner_id = %s)"
-        )
-        params += [bot_id, owner_id]
-    for sql, part_params in parts:
-        selects.append(f"({sql})")
-        params += part_params
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT " + ", ".join(selects), params)
-        row = list(cursor.fetchone())
-    if bot_id is not None:
-        if not row.pop(0):
-            raise _not_found("bot")
-    return [int(value or 0) for value in row]
-
-
-def _stats_sum_sql(
-    column: str, owner_id: int, bot_id: int | None, symbol: str | None
-) -> tuple[str, list[Any]]:
-    sql = f"SELECT COALESCE(SUM({column}), 0) FROM {BotSymbolStats._meta.db_table} WHERE owner_id = %s"
-    params: list[Any] = [owner_id]
-    if bot_id is not None:
-        sql += " AND bot_id = %s"
-        params.append(bot_id)
-    if symbol is not None:
-        sql += " AND symbol = %s"
-        params.append(symbol)
-    return sql, params
-
-
 # --- Bots ---------------------------------------------------------------------------------------
 
 
@@ -184,7 +141,7 @@ class BotViewSet(viewsets.GenericViewSet):
     def get_serializer_class(self) -> type:
         # What OPTIONS describes: the input a write accepts, not the bot it returns.
         method = self.request.method if self.request is not None else "GET"
-        return {"POST": s.BotIn, "PUT": s.BotUpdateIn, "PATCH": s.BotUpdateIn}.get(method, s.BotOut)
+        return {"POST": s.BotIn, "PATCH": s.BotUpdateIn}.get(method, s.BotOut)
 
     def get_queryset(self) -> QuerySet:
         return Bot.objects.for_owner(self.request.user)
@@ -201,7 +158,7 @@ class BotViewSet(viewsets.GenericViewSet):
     @extend_schema(parameters=PAGE_PARAMS, responses={200: s.BotPage, 400: BAD_REQUEST})
     def list(self, request: Request) -> Response:
         pages = page_request(request)
-        (total,) = _totals(request.user.pk, None, [_count_sql(self.get_queryset())])
+        total, _ = self.get_queryset().list_total()
         rows = self.get_queryset().api_rows()
         return Response(paginate(request, rows, time_field="created_at", total=total, pages=pages))
 
@@ -222,10 +179,6 @@ class BotViewSet(viewsets.GenericViewSet):
         data = s.BotUpdateIn(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         return Response(self._row(services.bot_update(bot=bot, **data.validated_data)))
-
-    @extend_schema(request=s.BotUpdateIn, responses={200: s.BotOut, 400: BAD_REQUEST, 404: ERROR})
-    def update(self, request: Request, pk: int) -> Response:
-        return self.partial_update(request, pk)
 
     @extend_schema(responses={204: None, 404: ERROR, 409: ERROR})
     def destroy(self, request: Request, pk: int) -> Response:
@@ -282,19 +235,12 @@ def positions_page(
     if wanted is not None:
         queryset = queryset.filter(status=wanted)
 
-    exact = True
-    if side is not None:  # the running totals do not split by side: count, capped
-        (total,) = _totals(user_id, bot_id, [_count_sql(queryset)])
-        exact = total <= COUNT_CAP
-        total = min(total, COUNT_CAP)  # counted up to COUNT_CAP + 1: report the cap, flagged
-    else:
-        parts = []
-        if wanted in (None, "closed"):
-            parts.append(_stats_sum_sql("closed_positions", user_id, bot_id, symbol))
-        if wanted in (None, "open"):
-            # uses position_owner_open_idx / position_bot_open_idx (partial): a few rows
-            parts.append(_count_sql(queryset.filter(status="open"), cap=10**9))
-        total = sum(_totals(user_id, bot_id, parts))
+    try:
+        total, exact = queryset.list_total(
+            owner_id=user_id, bot_id=bot_id, symbol=symbol, side=side, status=wanted
+        )
+    except BotNotFound:
+        raise _not_found("bot") from None
     rows = queryset.api_rows(bot_name=bot_name)
     return paginate(
         request, rows, time_field="opened_at", total=total, total_exact=exact, pages=pages
@@ -390,15 +336,13 @@ def trades_page(request: Request) -> dict[str, Any]:
     if before is not None:
         queryset = queryset.filter(executed_at__lte=before)
 
-    exact = True
-    if side is None and after is None and before is None:
-        (total,) = _totals(
-            user_id, bot_id, [_stats_sum_sql("trade_count", user_id, bot_id, symbol)]
-        )
-    else:
-        (total,) = _totals(user_id, bot_id, [_count_sql(queryset)])
-        exact = total <= COUNT_CAP
-        total = min(total, COUNT_CAP)  # counted up to COUNT_CAP + 1: report the cap, flagged
+    try:
+        total, exact = queryset.list_total(
+            owner_id=user_id, bot_id=bot_id, symbol=symbol,
+            filtered=side is not None or after is not None or before is not None,
+        )  # fmt: skip
+    except BotNotFound:
+        raise _not_found("bot") from None
     return paginate(
         request, queryset.api_rows(), time_field="executed_at", total=total, total_exact=exact,
         pages=pages,
@@ -444,6 +388,7 @@ class DashboardStatsView(APIView):
         responses={200: s.StatsOut, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
+    @conditional
     def get(self, request: Request) -> Response:
         try:
             return Response(dashboard.stats(_scope(request)))
@@ -463,6 +408,7 @@ class DashboardEquityCurveView(APIView):
         responses={200: s.EquityCurveOut, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )  # fmt: skip
+    @conditional
     def get(self, request: Request) -> Response:
         scope = _scope(request)
         period, start = period_param(request)
@@ -484,6 +430,7 @@ class DashboardPositionsView(APIView):
         responses={200: s.DashboardPositionPage, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
+    @conditional
     def get(self, request: Request) -> Response:
         return Response(positions_page(request, open_only=True, bot_name=True))
 
@@ -496,6 +443,7 @@ class DashboardTradesView(APIView):
         responses={200: s.TradePage, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
+    @conditional
     def get(self, request: Request) -> Response:
         return Response(trades_page(request))
 
@@ -510,6 +458,7 @@ class DashboardPerformanceView(APIView):
         responses={200: s.PerformanceOut, 400: BAD_REQUEST, 404: ERROR},
         tags=["dashboard"],
     )
+    @conditional
     def get(self, request: Request) -> Response:
         scope = _scope(request)
         period, start = period_param(request)

@@ -1,6 +1,7 @@
-"""The dashboard page and its login/logout. The page itself is static HTML: every figure is read
-by the browser from the same REST endpoints as any client (web/static/web/js/), and kept current
-by the websocket (web/consumers.py)."""
+"""The dashboard page and its login/logout. The page carries its first data (web/initial.py: the
+bodies of the API requests its JavaScript makes at start, from the API views themselves); after
+that every figure is read by the browser from the same REST endpoints as any client
+(web/static/web/js/), and kept current by the websocket (web/consumers.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
+from accounts.backends import account_retry_after
+from web.initial import initial_data, wants_initial
 from zerobot.lib import throttle
 
 
@@ -34,7 +37,17 @@ class LoginView(auth_views.LoginView):
             )  # fmt: skip
             response["Retry-After"] = str(verdict.retry_after)
             return response
-        return super().post(request, *args, **kwargs)
+        response = super().post(request, *args, **kwargs)
+        wait = account_retry_after(request)
+        if wait is not None:  # refused for the account (accounts.backends), whatever the password
+            response = render(
+                request,
+                self.template_name,
+                {"form": self.get_form_class()(request), "throttled": True, "retry_after": wait},
+                status=429,
+            )
+            response["Retry-After"] = str(wait)
+        return response
 
 
 class LogoutView(auth_views.LogoutView):
@@ -52,4 +65,5 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "ws": "/ws/events",
         "login": reverse("web:login"),
     }
-    return render(request, "web/dashboard.html", {"config": config})
+    initial = initial_data(request) if wants_initial(request) else None
+    return render(request, "web/dashboard.html", {"config": config, "initial": initial})

@@ -16,6 +16,7 @@ from zerobot.lib.env import (
     env_float,
     env_hosts,
     env_int,
+    env_list,
     env_networks,
     env_str,
     env_url,
@@ -128,15 +129,25 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BODY_BYTES
 # process; the `monitoring.W001` system check compares processes x max size with the server's
 # max_connections. Unset: an embedded SQLite file, so a first run needs no server.
 DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "sqlite"))
-DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 20, minimum=0)
-DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 100, minimum=1)
+# Sizes per process. A web worker keeps DB_POOL_MIN_SIZE open (a request never waits for a new
+# connection while the worker idles) and may grow to DB_POOL_MAX_SIZE under a burst; manage.py
+# sets the floor to 0 for its commands, so a one-shot command opens only what it uses (one
+# connection for a command that runs its queries on one thread). PERFORMANCE.md, "Connection
+# budget", has the sizing rule and the figures.
+DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 2, minimum=0)
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 20, minimum=1)
 DB_POOL_TIMEOUT = env_float("DB_POOL_TIMEOUT", 10.0, minimum=0.1, maximum=600)
 if DB_POOL_MIN_SIZE > DB_POOL_MAX_SIZE:
     raise ImproperlyConfigured(
         f"DB_POOL_MIN_SIZE={DB_POOL_MIN_SIZE} is larger than DB_POOL_MAX_SIZE={DB_POOL_MAX_SIZE}."
     )
-# Processes that each hold a pool (gunicorn workers); used only by the connection-budget check.
-WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 1, minimum=1)
+# Processes that each hold a pool, for the connection-budget check (monitoring.checks): the web
+# workers (gunicorn.conf.py reads the same variable, same default), and the other long-running
+# processes with a pool of the same size (bot runners, workers). One-shot commands open one
+# connection each: DB_POOL_COMMAND_CONNECTIONS is what the budget keeps for those running at once.
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 2, minimum=1)
+DB_POOL_OTHER_PROCESSES = env_int("DB_POOL_OTHER_PROCESSES", 1, minimum=0)
+DB_POOL_COMMAND_CONNECTIONS = env_int("DB_POOL_COMMAND_CONNECTIONS", 3, minimum=0)
 # No statement of a web request may run longer than this (ms; 0 = no limit): a stuck query must
 # give its pooled connection back well before the worker timeout (gunicorn.conf.py, 30 s). The
 # cancelled request answers 503 + Retry-After. manage.py defaults it to 0 for commands (seeding,
@@ -165,7 +176,8 @@ def _database_from_url(url: str | None) -> dict:
         # The pool owns connection lifetime: Django requires CONN_MAX_AGE=0 with it.
         "CONN_MAX_AGE": 0,
         # Checked when a connection is taken from the pool, so a server restart costs no
-        # failed request (see FACTS.md: without it each pooled connection fails once).
+        # failed request (without it each pooled connection fails once after a restart:
+        # tests/faults restarts a private server and checks no request fails).
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
             # libpq: set for the session of every pooled connection, no statement per request.
@@ -194,6 +206,10 @@ CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "zb")
 # After a Redis failure, new connections fail at once for this long (zerobot.lib.redis_breaker):
 # a hung Redis costs one socket timeout per period per process, not one per cache call.
 REDIS_BREAKER_SECONDS = env_float("REDIS_BREAKER_SECONDS", 5.0, minimum=0, maximum=300)
+# Dashboard responses (trading/conditional.py): ETag from the user's data version, 304 on
+# If-None-Match, and a per-user cache of the bodies, all keyed by this time bucket too: a body is
+# at most this many seconds old as to its sliding window's edges (never as to a write). 0: off.
+DASHBOARD_CACHE_SECONDS = env_int("DASHBOARD_CACHE_SECONDS", 30, minimum=0, maximum=3600)
 _REDIS_POOL_KWARGS: dict = {
     "max_connections": env_int("REDIS_MAX_CONNECTIONS", 200, minimum=1),
     "health_check_interval": 30,
@@ -261,6 +277,10 @@ REST_FRAMEWORK = {
 # Login, register and the admin login, per client address (accounts.throttles): counted in Redis,
 # in process memory while Redis is unavailable (fail closed, never unlimited).
 AUTH_THROTTLE_RATE = env_str("AUTH_THROTTLE_RATE", "20/minute")
+# Failed logins per account name from all addresses together (accounts.backends): past it, that
+# name's logins are refused for the rest of the window, right password included.
+AUTH_ACCOUNT_FAILURE_RATE = env_str("AUTH_ACCOUNT_FAILURE_RATE", "30/hour")
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
 # API tokens (accounts): one per login, stored hashed; logout revokes it, a password change
 # revokes all. A token expires API_TOKEN_TTL_HOURS after its last use (sliding) or after its
 # creation (API_TOKEN_SLIDING=0).
@@ -335,7 +355,7 @@ SILKY_AUTHENTICATION = True
 SILKY_AUTHORISATION = True
 SILKY_IGNORE_PATHS = ["/healthz", "/readyz", "/metrics"]
 # Never True: Silk would re-run every statement under EXPLAIN ANALYZE, which executes an UPDATE a
-# second time (FACTS.md: a balance debited twice). The monitoring.E001 check refuses it.
+# second time (a balance debited twice). The monitoring.E001 check refuses it.
 SILKY_ANALYZE_QUERIES = False
 SILKY_PYTHON_PROFILER = False
 
@@ -394,6 +414,12 @@ if not EXCHANGE_ID.isascii() or not EXCHANGE_ID.replace("_", "").isalnum():
 EXCHANGE_TIMEOUT_MS = env_int("EXCHANGE_TIMEOUT_MS", 3_000, minimum=100, maximum=120_000)
 EXCHANGE_DEADLINE_MS = env_int("EXCHANGE_DEADLINE_MS", 6_000, minimum=100, maximum=120_000)
 SYNTHETIC_MARKET_SEED = env_int("SYNTHETIC_MARKET_SEED", 42, minimum=0)
+# Which symbols the synthetic provider lists (pairs such as BTC/USDT; each also as its perpetual,
+# BTC/USDT:USDT). Empty: its built-in list (marketdata/clients/synthetic.py). A ccxt venue lists
+# its own markets. Either way nobody can make the server store made-up symbols.
+MARKET_SYMBOLS = tuple(s.upper() for s in env_list("MARKET_SYMBOLS", []))
+# New series (symbol x timeframe not stored yet) one user may open per UTC day; 0: no limit.
+MARKET_NEW_SERIES_PER_USER = env_int("MARKET_NEW_SERIES_PER_USER", 50, minimum=0)
 # Seconds: OHLCV, tickers and funding rates; indicators (recomputed from cached candles).
 MARKET_DATA_CACHE_TTL = env_int("MARKET_DATA_CACHE_TTL", 300, minimum=1, maximum=86_400)
 INDICATOR_CACHE_TTL = env_int("INDICATOR_CACHE_TTL", 900, minimum=1, maximum=86_400)
@@ -442,9 +468,14 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
         "json": {"class": "logging.StreamHandler", "formatter": "json"},
     },
+    "filters": {"cache_outage": {"()": "zerobot.lib.logfilters.CacheOutageFilter"}},
     "loggers": {
-        name: {"handlers": ["json"], "level": "INFO", "propagate": False}
-        for name in MONITORING_JSON_LOGGERS
+        **{
+            name: {"handlers": ["json"], "level": "INFO", "propagate": False}
+            for name in MONITORING_JSON_LOGGERS
+        },
+        # django-redis logs each failed call with a traceback: one line per outage and minute.
+        "zerobot.cache": {"filters": ["cache_outage"]},
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

@@ -24,6 +24,9 @@ os.environ.setdefault("DEBUG_TOOLBAR", "0")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 # The page's browser tests load its JS from the app folders (no collectstatic in the suite).
 os.environ.setdefault("WHITENOISE_USE_FINDERS", "1")
+# Most tests write and read in one test transaction, which never commits: the data version would
+# not move. The cache's own tests (trading/tests/test_conditional.py) turn it on, with commits.
+os.environ.setdefault("DASHBOARD_CACHE_SECONDS", "0")
 
 from zerobot.settings import *  # noqa: F403
 

@@ -257,3 +257,30 @@ def test_silk_never_records_auth_endpoints_or_authorization_headers(api: APIClie
     assert not [path for path in paths if path.startswith("/api/auth/")]
     recorded = SilkRequest.objects.get(path="/api/bots/")
     assert key not in recorded.encoded_headers and key not in (recorded.raw_body or "")
+
+
+@pytest.mark.redis
+@override_settings(AUTH_THROTTLE_RATE="100/minute", AUTH_ACCOUNT_FAILURE_RATE="4/hour")
+def test_failed_logins_of_one_account_are_limited_across_every_address(api: APIClient) -> None:
+    register(api, "alice")
+    # Four guesses from four addresses (each far under its own per-address budget).
+    codes = [
+        login(api, "alice", "wrong", REMOTE_ADDR=f"198.51.100.{i}").status_code for i in range(4)
+    ]
+    assert codes == [400] * 4
+    # Now every login of that name waits, from anywhere, the right password included.
+    blocked = login(api, "ALICE", REMOTE_ADDR="203.0.113.9")  # names are case-folded
+    assert blocked.status_code == 429 and blocked.json()["code"] == "throttled"
+    assert int(blocked["Retry-After"]) >= 1
+    client = Client(REMOTE_ADDR="203.0.113.10")
+    page = client.post("/login/", {"username": "alice", "password": PASSWORD})
+    assert page.status_code == 429 and "_auth_user_id" not in client.session
+    get_user_model().objects.filter(username="alice").update(is_staff=True)
+    admin_page = client.post("/admin/login/", {"username": "alice", "password": PASSWORD})
+    assert admin_page.status_code == 429
+    # Other accounts are untouched, and an unknown name is limited alike (nothing tells who
+    # is registered).
+    register(api, "bob")
+    assert login(api, "bob", REMOTE_ADDR="198.51.100.1").status_code == 200
+    unknown = [login(api, "nobody", "x", REMOTE_ADDR="198.51.100.2").status_code for _ in range(5)]
+    assert unknown == [400] * 4 + [429]

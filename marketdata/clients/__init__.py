@@ -23,6 +23,7 @@ def get_client() -> MarketDataClient:
         settings.EXCHANGE_TIMEOUT_MS,
         settings.EXCHANGE_DEADLINE_MS,
         settings.SYNTHETIC_MARKET_SEED,
+        settings.MARKET_SYMBOLS,
     )
 
 
@@ -48,12 +49,17 @@ def deadline(seconds: float) -> Iterator[None]:
 
 @lru_cache(maxsize=4)
 def _build(
-    provider: str, exchange_id: str, timeout_ms: int, deadline_ms: int, seed: int
+    provider: str,
+    exchange_id: str,
+    timeout_ms: int,
+    deadline_ms: int,
+    seed: int,
+    symbols: tuple[str, ...] = (),
 ) -> MarketDataClient:
     if provider == "synthetic":
         from marketdata.clients.synthetic import SyntheticClient
 
-        return SyntheticClient(seed=seed)
+        return SyntheticClient(seed=seed, pairs=frozenset(symbols))
     if provider == "ccxt":
         from marketdata.clients.ccxt_client import CcxtClient  # imports ccxt (~0.4 s) only here
 

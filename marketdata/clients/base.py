@@ -88,6 +88,15 @@ class MarketDataClient(abc.ABC):
         candle may still be forming; callers that need closed candles drop it.
         """
 
+    def lists(self, symbol: str) -> bool:
+        """Whether the venue has a market for ``symbol`` (normalized); by default, whether a
+        ticker can be fetched for it."""
+        try:
+            self.fetch_ticker(symbol=symbol)
+        except UnknownSymbol:
+            return False
+        return True
+
     @abc.abstractmethod
     def fetch_ticker(self, *, symbol: str) -> Ticker: ...
 

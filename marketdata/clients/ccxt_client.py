@@ -47,7 +47,6 @@ from marketdata.clients.base import (
     UnknownTimeframe,
 )
 from marketdata.clients.budget import RequestBudget
-from marketdata.symbols import normalize_symbol, perpetual_symbol
 from marketdata.timeframes import timeframe_seconds
 from zerobot.lib.money import (
     PRICE_DECIMAL_PLACES,
@@ -55,6 +54,7 @@ from zerobot.lib.money import (
     InvalidAmount,
     quantize,
 )
+from zerobot.lib.symbols import normalize_symbol, perpetual_symbol
 
 T = TypeVar("T")
 DEFAULT_PAGE_LIMIT = 500
@@ -253,6 +253,14 @@ class CcxtClient(MarketDataClient):
                 return markets[self._markets_folded[candidate]]
         kind = "perpetual " if perpetual else ""
         raise UnknownSymbol(f"{self.exchange_id} has no {kind}market {' or '.join(candidates)}.")
+
+    def lists(self, symbol: str) -> bool:
+        """From the venue's markets (loaded once per process; ExchangeUnavailable if it cannot)."""
+        try:
+            self._market(symbol, perpetual=False)
+        except UnknownSymbol:
+            return False
+        return True
 
     def _timeframe(self, timeframe: str) -> str:
         try:

@@ -25,15 +25,21 @@ from marketdata.clients.base import (
     UnknownSymbol,
     UnknownTimeframe,
 )
-from marketdata.symbols import normalize_symbol, perpetual_symbol
+from zerobot.lib.symbols import SYMBOL_RE, normalize_symbol, perpetual_symbol
 
 # Rough levels so demo charts look familiar; other symbols get a seeded level in [0.01, 10,000).
 BASE_PRICES = {
     "BTC": 60_000.0, "ETH": 3_000.0, "SOL": 150.0, "BNB": 600.0, "XRP": 0.6, "DOGE": 0.15,
     "ADA": 0.45, "AVAX": 35.0, "LINK": 15.0, "DOT": 7.0, "LTC": 80.0, "TRX": 0.12,
     "SHIB": 0.000025, "TON": 6.0, "NEAR": 5.0, "ATOM": 9.0, "UNI": 8.0, "ARB": 1.1, "OP": 2.2,
-    "MATIC": 0.7,
+    "MATIC": 0.7, "POL": 0.7, "XLM": 0.11, "APT": 9.0,
 }  # fmt: skip
+# What the synthetic venue lists unless MARKET_SYMBOLS says otherwise: each base above against
+# these quotes, spot and perpetual (settled in the quote or, inverse, in the base).
+QUOTES = ("USDT", "USDC", "USD", "EUR", "BTC")
+DEFAULT_PAIRS = frozenset(
+    f"{base}/{quote}" for base in BASE_PRICES for quote in QUOTES if base != quote
+)
 _PERIODS = np.array([97.0, 1_440.0, 10_080.0, 44_640.0, 250_000.0])  # minutes
 _AMPLITUDES = np.array([0.004, 0.015, 0.04, 0.08, 0.15])  # of log price
 _MINUTE_NOISE = 0.002
@@ -79,15 +85,30 @@ def _decimals(values: np.ndarray) -> list[Decimal]:
 class SyntheticClient(MarketDataClient):
     exchange_id = "synthetic"
 
-    def __init__(self, *, seed: int = 42) -> None:
+    def __init__(self, *, seed: int = 42, pairs: frozenset[str] | None = None) -> None:
         self.seed = seed
+        self.pairs = DEFAULT_PAIRS if not pairs else frozenset(pairs)
         self._series: dict[str, _Series] = {}
+
+    def lists(self, symbol: str) -> bool:
+        """Whether this venue has ``symbol``: a listed pair, spot or perpetual (no futures)."""
+        match = SYMBOL_RE.match(symbol)
+        if match is None or match["expiry"]:
+            return False
+        pair = f"{match['base']}/{match['quote']}"
+        return pair in self.pairs and match["settle"] in (None, match["quote"], match["base"])
 
     def _path(self, symbol: str) -> tuple[str, _Series]:
         try:
             symbol = normalize_symbol(symbol)
         except ValueError as exc:
             raise UnknownSymbol(str(exc)) from None
+        if not self.lists(symbol):
+            raise UnknownSymbol(
+                f"synthetic has no market {symbol}: it lists spot pairs and their perpetuals of "
+                f"{', '.join(sorted(BASE_PRICES)[:4])}, ... against {', '.join(QUOTES)}"
+                " (set MARKET_SYMBOLS to list others)."
+            )
         series = self._series.get(symbol)
         if series is None:
             series = self._series[symbol] = _Series(symbol.split(":")[0], self.seed)

@@ -207,13 +207,29 @@ def test_the_schema_declares_the_parameters() -> None:
 
 
 @pytest.mark.parametrize(
-    "symbol",
-    ["BTC/USDT:USDT-260327", "BTC/USD:BTC-260327-60000-C", "1000SHIB/USDT", "USDC.E/USDT"],
+    "symbol", ["BTC/USDT:USDT", "BTC/USD:BTC", "1000SHIB/USDT", "USDC.E/USDT", "btc-2/usdt"]
 )
-def test_every_ccxt_unified_symbol_is_accepted(api: APIClient, symbol: str) -> None:
+def test_every_ccxt_unified_symbol_is_accepted(api: APIClient, symbol: str, settings: Any) -> None:
+    settings.MARKET_SYMBOLS = ("BTC/USDT", "BTC/USD", "1000SHIB/USDT", "USDC.E/USDT", "BTC-2/USDT")
     response = get(api, "ticker", symbol=symbol)
     assert response.status_code == 200, response.content
-    assert response.json()["symbol"] == symbol
+    assert response.json()["symbol"] == symbol.upper()
+
+
+@pytest.mark.parametrize(
+    "symbol", ["FOO/USDT", "BTC/USDT:USDT-260327", "BTC/USD:BTC-260327-60000-C", "BTC/USDT:ETH"]
+)
+def test_a_symbol_the_venue_does_not_list_is_a_400_and_stores_nothing(
+    api: APIClient, symbol: str
+) -> None:
+    from marketdata.models import Candle
+
+    for path, params in (("ohlcv", {"timeframe": "1h"}), ("ticker", {})):
+        response = get(api, path, symbol=symbol, **params)
+        assert response.status_code == 400, response.content
+        body = response.json()
+        assert body["field"] == "symbol" and "has no market" in body["detail"]
+    assert not Candle.objects.exists()
 
 
 def test_an_unhandled_error_under_api_is_json(

@@ -242,8 +242,10 @@ def test_synthetic_candles_do_not_depend_on_the_request(now: datetime) -> None:
 
 @pytest.mark.parametrize("symbol", ["BTC/USDT", "SHIB/USDT", "XYZ/USDC", "BTC/USDT:USDT"])
 def test_synthetic_candles_are_well_formed(now: datetime, symbol: str) -> None:
+    # XYZ: a base without a preset level (MARKET_SYMBOLS may list any pair).
     for timeframe in ("1m", "4h", "1d"):
-        for c in SyntheticClient().fetch_ohlcv(symbol=symbol, timeframe=timeframe, limit=300):
+        client = SyntheticClient(pairs=frozenset({"BTC/USDT", "SHIB/USDT", "XYZ/USDC"}))
+        for c in client.fetch_ohlcv(symbol=symbol, timeframe=timeframe, limit=300):
             assert 0 < c.low <= min(c.open, c.close) <= max(c.open, c.close) <= c.high
             assert c.volume > 0
             assert isinstance(c.open, Decimal)
@@ -404,3 +406,13 @@ def test_one_request_budget_is_shared_by_the_processes_of_a_host() -> None:
     assert all(b - a >= 25 for a, b in pairwise(slots))
     budget.pause(30)  # a Retry-After seen by one process: the next slot is 30 s away for all
     assert budget.reserve(max_wait=5) is None
+
+
+def test_the_synthetic_venue_lists_every_demo_symbol_and_nothing_made_up() -> None:
+    from trading.seed import SYMBOLS
+
+    venue = SyntheticClient()
+    assert all(venue.lists(symbol) for symbol, _ in SYMBOLS)
+    assert venue.lists("BTC/USDT:USDT") and venue.lists("BTC/USD:BTC")
+    assert not venue.lists("FOO/USDT") and not venue.lists("BTC/USDT:USDT-260327")
+    assert not venue.lists("BTC/USDT:ETH")  # settled in neither of its currencies

@@ -13,13 +13,14 @@ import redis
 
 from marketdata import prices, services, timeframes
 from marketdata.clients.ccxt_client import CcxtClient
+from marketdata.clients.synthetic import BASE_PRICES
 from marketdata.indicators import parse_specs
 from marketdata.series import WINDOW
 from marketdata.tests.factories import store_candles
 from marketdata.tests.fakes import FakeExchange
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis, pytest.mark.postgres]
-SYMBOLS = [f"S{i}/USDT" for i in range(20)]
+SYMBOLS = [f"{base}/USDT" for base in sorted(BASE_PRICES)][:20]  # 20 listed symbols
 
 
 @pytest.fixture
@@ -112,3 +113,13 @@ def test_last_prices_long_ago_are_the_stored_minute_close(now: datetime) -> None
     as_of = stored[50].open_time + timedelta(minutes=1, seconds=10)
     assert timeframes.utcnow() - as_of > timedelta(minutes=5)
     assert prices.last_prices(["BTC/USDT"], as_of=as_of) == {"BTC/USDT": stored[50].close}
+
+
+def test_unlisted_names_the_symbols_the_venue_has_no_market_for(ccxt_client: Any) -> None:
+    assert prices.unlisted(["btc/usdt", "FOO/USDT", "ETH/USDT:USDT-260327"]) == [
+        "FOO/USDT",
+        "ETH/USDT:USDT-260327",
+    ]  # the synthetic venue: spot pairs and perpetuals only
+    assert prices.unlisted(["BTC/USDT", "NOPE/USDT"], client=ccxt_client) == ["NOPE/USDT"]
+    calls = [call[0] for call in ccxt_client.exchange.calls]
+    assert calls.count("load_markets") == 1 and "fetch_ticker" not in calls  # markets, no tickers

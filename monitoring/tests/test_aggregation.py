@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from monitoring import aggregation, dashboard
+from monitoring import aggregation, dashboard, pool
 from monitoring.aggregation import (
     LATENCY_BOUNDS_MS,
     SLOW_QUERIES_PER_MINUTE,
@@ -171,10 +171,10 @@ def test_the_background_thread_samples_the_pool_and_flushes(settings) -> None:
             assert time.monotonic() < deadline, "the monitoring thread wrote nothing in 10 s"
             time.sleep(0.05)
     finally:
-        aggregation.stop_background()
+        pool.stop_background()
     assert RequestBucket.objects.get(operation="healthz").count == 1
-    assert aggregation.start_background() is True  # after a stop (or a fork) it starts again
-    aggregation.stop_background()
+    assert pool.start_background() is True  # after a stop (or a fork) it starts again
+    pool.stop_background()
 
 
 @pytest.mark.postgres

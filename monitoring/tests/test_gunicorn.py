@@ -32,7 +32,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+def _get(url: str, timeout: float = 30.0) -> tuple[int, bytes]:
+    # Generous: a recycled worker's successor boots Django first, seconds on a loaded machine.
     with urllib.request.urlopen(url, timeout=timeout) as response:  # loopback only
         return response.status, response.read()
 
@@ -78,7 +79,7 @@ def test_metrics_sum_every_worker_and_workers_drain_on_exit(tmp_path: Path) -> N
         deadline = time.monotonic() + 30
         while True:
             try:
-                _get(f"{base}/readyz")  # opens a pool in whichever worker answers
+                _get(f"{base}/readyz", timeout=5)  # opens a pool in whichever worker answers
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
@@ -113,3 +114,64 @@ def test_metrics_sum_every_worker_and_workers_drain_on_exit(tmp_path: Path) -> N
     assert len(pids) >= 3, log
     assert any(line.get("was_open") for line in lines if line.get("event") == "pool_drained")
     assert not (tmp_path / "prom" / "counter_999999.db").exists()  # reset at start
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_threaded_worker_is_restarted_when_a_request_outlives_the_timeout(
+    tmp_path: Path,
+) -> None:
+    """gunicorn's own timeout does not watch a gthread worker's requests; gunicorn.conf.py's
+    watchdog does: a request stuck past GUNICORN_TIMEOUT gets its worker restarted (the client
+    sees the connection end), and the next request is served by the new worker."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "zerobot.test_settings",
+        "DATABASE_URL": "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict),
+        "DB_POOL_MIN_SIZE": "1",
+        "DB_POOL_MAX_SIZE": "4",
+        "SILK_ENABLED": "0",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "1",
+        "GUNICORN_THREADS": "2",
+        "GUNICORN_TIMEOUT": "2",
+        "GUNICORN_GRACEFUL_TIMEOUT": "5",
+    }
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "tests.slow_wsgi"],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _get(f"{base}/healthz")
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError(log_path.read_text()) from None
+                time.sleep(0.2)
+        # Sleeps 12 s unless the watchdog ends it: the connection is cut instead of a 200.
+        with pytest.raises(OSError):
+            _get(f"{base}/__test/sleep?s=12", timeout=20)
+        deadline = time.monotonic() + 20
+        while True:  # a new worker answers
+            try:
+                status, _ = _get(f"{base}/healthz")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.2)
+        assert status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()
+    log = log_path.read_text()
+    assert "/__test/sleep ran" in log and "restarting worker" in log, log

@@ -1,7 +1,7 @@
 """Dashboard benchmarks on the reference data set (seed_demo --profile reference).
 
-Run: ``make test PYTEST_ARGS="tests/performance --benchmark-enable"``; in a plain ``make test``
-each benchmark runs once as a smoke test (pytest.ini sets --benchmark-disable). Server-side,
+Run: ``make benchmarks`` (marker ``exhaustive``: not in a plain ``make test``; ``make exhaustive``
+runs each benchmark once as a smoke test, --benchmark-disable from pytest.ini). Server-side,
 through Django's test client and the full middleware stack, token auth, no cache. Each endpoint
 is measured as built (``optimised``) and as the naive baseline in ``baseline.py``.
 Numbers: PERFORMANCE.md. For the large profile use ``manage.py bench_api`` on a seeded database.
@@ -20,7 +20,13 @@ from rest_framework.test import APIClient
 from accounts.services import token_create
 from trading import seed
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db, pytest.mark.benchmark(group="dashboard")]
+# Benchmarks print numbers and cannot fail on speed: out of the default run (make benchmarks).
+pytestmark = [
+    pytest.mark.exhaustive,
+    pytest.mark.postgres,
+    pytest.mark.django_db,
+    pytest.mark.benchmark(group="dashboard"),
+]
 
 ENDPOINTS = ["stats", "equity-curve", "positions", "trades", "performance"]
 

@@ -1,9 +1,10 @@
 """Market data cache benchmarks: cached vs uncached OHLCV and indicator sets, and the typed price
 read for 20 symbols (one MGET).
 
-Under ``make test`` (``--benchmark-disable``) each runs once as a plain test. To measure:
+Not in a plain ``make test`` (marker ``exhaustive``; ``make exhaustive`` runs each once as a
+plain test). To measure:
 
-    make test PYTEST_ARGS="tests/performance -k marketdata --benchmark-enable"
+    make benchmarks PYTEST_ARGS="-k marketdata"
 
 and compare the medians of each group (PERFORMANCE.md, "Market data cache"). Nothing here asserts
 time; the assertions only check that each benchmark measured what its name says (hit or miss).
@@ -22,7 +23,13 @@ from marketdata.indicators import parse_specs
 from marketdata.tests.factories import store_candles
 from trading.tests.factories import make_user
 
-pytestmark = [pytest.mark.django_db, pytest.mark.postgres, pytest.mark.redis]
+# Benchmarks print numbers and cannot fail on speed: out of the default run (make benchmarks).
+pytestmark = [
+    pytest.mark.exhaustive,
+    pytest.mark.django_db,
+    pytest.mark.postgres,
+    pytest.mark.redis,
+]
 
 SYMBOL, TIMEFRAME, LIMIT = "BTC/USDT", "1h", 500
 SPECS = parse_specs("sma:20,ema:20,rsi:14,macd:12:26:9")

@@ -8,14 +8,14 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from marketdata.symbols import normalize_symbol
-from trading import locks
+from trading import dataversion, locks
 from trading.engine.strategies import ParamError, get_strategy, validate_strategy
 from trading.errors import InvalidInput, InvalidState
 from trading.models import Bot, Position, Timeframe
 from trading.risk import validate_risk_params
 from trading.services._common import decimal_arg
 from trading.services.equity import account_equity_rebuild
+from zerobot.lib.symbols import normalize_symbol
 
 MAX_SYMBOLS_PER_BOT = 50
 # Which status changes a bot accepts: stopped is final until restarted explicitly.
@@ -164,6 +164,7 @@ def bot_set_status(*, bot: Bot, status: str, reason: str = "") -> Bot:
     if not updated:
         bot.refresh_from_db(fields=["status", "status_reason", "updated_at"])
         raise InvalidState(f"The bot changed meanwhile and is now {bot.status}.")
+    dataversion.bump_on_commit(bot.owner_id)  # an .update(): no post_save
     bot.refresh_from_db(fields=["status", "status_reason", "updated_at"])
     return bot
 

@@ -69,7 +69,9 @@ def equity_snapshot_record(*, bot: Bot, taken_at: datetime | None = None) -> Equ
                 status=Bot.Status.PAUSED,
                 status_reason=drawdown_reason(drawdown=drawdown, limit=limit),
             )
-        Bot.objects.filter(pk=bot.pk).update(**changes)
+        Bot.objects.filter(pk=bot.pk).update(
+            **changes
+        )  # the snapshot's post_save moved the version
     return snapshot
 
 

@@ -13,8 +13,7 @@ from django.db.models import Case, F, Value, When
 
 from marketdata.clients.base import MarketDataError
 from marketdata.services import ticker_invalidate
-from marketdata.symbols import normalize_symbol
-from trading import locks
+from trading import dataversion, locks
 from trading.errors import (
     InsufficientCapital,
     InvalidInput,
@@ -48,6 +47,7 @@ from trading.services.equity import drawdown_reason
 from trading.services.totals import stats_add
 from zerobot.lib.fields import PriceField
 from zerobot.lib.money import MONEY_CONTEXT, PRICE_DECIMAL_PLACES, money, quantize
+from zerobot.lib.symbols import normalize_symbol
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +172,7 @@ def _pause_for_drawdown(bot: Bot) -> None:
         limit=RiskLimits.of(bot.risk_params).max_drawdown_pct,
     )
     Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.PAUSED, status_reason=reason)
+    dataversion.bump_on_commit(bot.owner_id)
 
 
 def _open(
@@ -457,6 +458,8 @@ def positions_mark(*, prices: Mapping[str, Decimal], bot_id: int | None = None) 
 
     Locks the positions it updates in pk order (level 3 of ``trading.locks``) inside the UPDATE
     itself; unrealized PnL is not stored (it is computed from the mark: ``trading.querysets``).
+    Statements: the UPDATE, and (when it updated rows) the owners whose data version moves
+    (``trading.dataversion``), in a savepoint.
     """
     marks: dict[str, Decimal] = {}
     for symbol, value in prices.items():
@@ -476,8 +479,12 @@ def positions_mark(*, prices: Mapping[str, Decimal], bot_id: int | None = None) 
         output_field=PriceField(),
     )
     with transaction.atomic():
-        locked_ids = targets.order_by("pk").select_for_update().values("pk")
-        return Position.objects.filter(pk__in=locked_ids).update(current_price=new_price)
+        locked_ids = locks.locked_position_ids(targets)
+        updated = Position.objects.filter(pk__in=locked_ids).update(current_price=new_price)
+        if updated:  # an .update() sends no post_save: move the owners' data versions here
+            for owner_id in targets.order_by().values_list("owner_id", flat=True).distinct():
+                dataversion.bump_on_commit(owner_id)
+    return updated
 
 
 def positions_apply_exits(

@@ -56,7 +56,8 @@ def test_positions_mark_is_a_fixed_number_of_statements(
     n: int, django_assert_num_queries: Any
 ) -> None:
     """Finding 1: nothing wrote current_price. Same count at 1 and 500 positions: SAVEPOINT,
-    the one UPDATE (its subquery locks the rows in pk order), RELEASE SAVEPOINT."""
+    the one UPDATE (its subquery locks the rows in pk order), the owners whose data version
+    moves (trading.dataversion), RELEASE SAVEPOINT."""
     bot = make_bot(
         initial_capital=Decimal("1000000"),
         risk_params={"max_open_positions": 1000, "max_trades_per_day": 1000},
@@ -65,7 +66,7 @@ def test_positions_mark_is_a_fixed_number_of_statements(
     other = make_bot(initial_capital=Decimal("1000"))
     untouched = _open(other, symbol="BTC/USDT", quantity="0.01", client_order_id="x")
     prices = {"BTC/USDT": Decimal("120.5"), "ETH/USDT": Decimal("99.25")}
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         updated = services.positions_mark(prices=prices, bot_id=bot.pk)
     assert updated == n
     marks = dict(Position.objects.filter(bot=bot).values_list("symbol", "current_price").distinct())
@@ -468,3 +469,96 @@ def test_finding_5_open_against_close_and_concurrent_closes_keep_the_ledger() ->
     assert Position.objects.filter(bot=bot, status="closed").count() == 5
     assert Position.objects.filter(bot=bot).count() == 8 + 10
     assert_ledger_holds()
+
+
+# --- Finding 6: one unrealized PnL, one rounding, ratios in the money context --------------------
+
+
+@pytest.mark.django_db
+def test_finding_6_snapshot_dashboard_and_rows_agree_on_unrealized_pnl() -> None:
+    """Two positions of exactly 0.000000005 each: the dashboard rounded each (half away from
+    zero: 2E-8) where the snapshot rounded the sum (1E-8)."""
+    from trading import dashboard
+
+    bot = make_bot()
+    for i in range(2):
+        _open(bot, quantity="0.001", price="100", client_order_id=f"h{i}")
+    services.positions_mark(prices={"BTC/USDT": Decimal("100.000005")}, bot_id=bot.pk)
+    snapshot = services.equity_snapshot_record(bot=bot, taken_at=T0)
+    stats = dashboard.stats(dashboard.Scope(owner_id=bot.owner_id))
+    assert snapshot.unrealized_pnl == stats["unrealized_pnl"] == Decimal("0.00000001")
+    assert stats["equity"] == snapshot.equity
+    # One position: 5E-9 is a tie, half-even to 0 in SQL rows and in Python alike.
+    rows = list(
+        Position.objects.filter(bot=bot).api_rows().values_list("unrealized_pnl", flat=True)
+    )
+    assert rows == [Decimal("0E-8"), Decimal("0E-8")]
+    assert [p.unrealized_pnl for p in Position.objects.filter(bot=bot)] == rows
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("diff", "expected"),
+    [("0.000015", "0.00000002"), ("0.000025", "0.00000002"), ("-0.000015", "-0.00000002"),
+     ("-0.000025", "-0.00000002"), ("0.0000151", "0.00000002"), ("0.000013", "0.00000001")],
+)  # fmt: skip
+def test_sql_rounding_is_half_even_like_money(diff: str, expected: str) -> None:
+    bot = make_bot()
+    position = _open(bot, quantity="0.001", price="100", client_order_id="r")
+    services.positions_mark(prices={"BTC/USDT": Decimal("100") + Decimal(diff)}, bot_id=bot.pk)
+    position.refresh_from_db()
+    (row,) = (
+        Position.objects.filter(pk=position.pk).api_rows().values_list("unrealized_pnl", flat=True)
+    )
+    assert row == position.unrealized_pnl == Decimal(expected)
+
+
+@pytest.mark.django_db
+def test_finding_6_a_huge_profit_factor_is_a_number_not_a_500(api: APIClient) -> None:
+    from trading.models import BotSymbolStats
+
+    bot = make_bot()
+    position = _open(bot, quantity="0.001", client_order_id="p")
+    services.position_close(position=position, price="110", client_order_id="c", executed_at=T0)
+    BotSymbolStats.objects.filter(bot=bot).update(
+        gross_profit=Decimal("100000000000000000"), gross_loss=Decimal("0.00000001"),
+        wins=1, losses=1,
+    )  # fmt: skip
+    api.force_authenticate(bot.owner)
+    response = api.get("/api/dashboard/performance?period=all")
+    assert response.status_code == 200, response.content
+    assert Decimal(response.json()["total"]["profit_factor"]) == Decimal("1E25")
+
+
+@pytest.mark.django_db
+def test_put_is_not_offered_patch_is(api: APIClient) -> None:
+    bot = make_bot()
+    api.force_authenticate(bot.owner)
+    url = f"/api/bots/{bot.pk}/"
+    assert api.put(url, {"name": "x"}, format="json").status_code == 405
+    assert api.patch(url, {"name": "x"}, format="json").status_code == 200
+    assert "PUT" not in api.options(url)["Allow"]
+
+
+def test_close_reasons_are_one_set() -> None:
+    from trading import events
+    from trading.models import CLOSE_REASONS
+
+    assert events.CLOSE_REASONS == CLOSE_REASONS
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+def test_marks_and_a_rule_pause_move_the_dashboard_data_version() -> None:
+    """Bulk .update()s send no post_save: the services move the owner's version themselves
+    (after commit: real commits here)."""
+    from trading import dataversion
+
+    bot = make_bot()
+    _open(bot, client_order_id="p")
+    before = dataversion.current(bot.owner_id)
+    services.positions_mark(prices={"BTC/USDT": Decimal("101")}, bot_id=bot.pk)
+    marked = dataversion.current(bot.owner_id)
+    assert marked is not None and before is not None and marked > before
+    services.bot_set_status(bot=bot, status="paused", reason="test")
+    assert dataversion.current(bot.owner_id) > marked

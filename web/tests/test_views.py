@@ -76,12 +76,14 @@ def test_staff_get_a_link_to_the_admin_and_the_admin_links_back() -> None:
 
 def test_the_page_runs_no_inline_script() -> None:
     """A CSP without 'unsafe-inline' for scripts must not break it: every script is a file,
-    except the JSON config block, which is data (never executed)."""
+    except the JSON config block and the first data (web/initial.py), which are data (never
+    executed)."""
     client = Client()
     client.force_login(_user())
     html = client.get("/").content.decode()
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, flags=re.S)
-    assert len(scripts) == 3
+    assert len(scripts) == 4
+    assert sum('type="application/json"' in attributes for attributes, _ in scripts) == 2
     for attributes, body in scripts:
         if 'type="application/json"' in attributes:
             continue
@@ -98,9 +100,16 @@ def test_the_page_costs_the_same_queries_with_few_or_many_bots(
         make_bot(owner=user)
     client = Client()
     client.force_login(user)
-    # 1. the session row, 2. the user: the page holds no data (the browser reads the API).
-    with django_assert_num_queries(2):
+    client.get("/")  # the candle panel's market data is then cached (no query)
+    # 1. the session row, 2. the user; then the API views' own queries for the page's first data
+    # (web/initial.py): 3. stats, 4-5. bots (total, rows), 6. equity curve, 7-8. open positions
+    # (total, rows), 9-10. trades (total, rows), 11-13. performance (totals and per bot, per
+    # symbol, daily PnL + drawdown), 14-15. the candle panel's fills (total, rows).
+    with django_assert_num_queries(15):
         assert client.get("/").status_code == 200
+    # Without the first data: the session and the user only (the browser reads the API).
+    with django_assert_num_queries(2):
+        assert client.get("/?initial=0").status_code == 200
 
 
 def test_start_pause_stop_through_the_api_publish_the_status(monkeypatch: Any) -> None:

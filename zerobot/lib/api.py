@@ -30,7 +30,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from trading.errors import TradingError
+from zerobot.lib.errors import DomainError
 
 logger = logging.getLogger("zerobot.api")
 _ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
@@ -62,7 +62,7 @@ def _default(value: Any) -> Any:
 
 
 class ORJSONRenderer(JSONRenderer):
-    """~10x cheaper than the stdlib encoder on our payloads (FACTS.md); times as ISO 8601 with Z."""
+    """orjson (Decimals as exact strings, no per-object Python hooks); times as ISO 8601 with Z."""
 
     def render(
         self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
@@ -173,7 +173,7 @@ def unavailable_response(exc: BaseException | None = None) -> Response:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Domain errors become 4xx with their message; an unavailable database is a 503 with
     Retry-After, never a 500; every DRF error gets the one shape (module docstring)."""
-    if isinstance(exc, TradingError):
+    if isinstance(exc, DomainError):
         return Response(error_body(exc.message, exc.code, exc.field), status=exc.status_code)
     if isinstance(exc, UNAVAILABLE_ERRORS):
         return unavailable_response(exc)

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
-from marketdata.symbols import normalize_symbol
+from zerobot.lib.symbols import normalize_symbol
 
 PERIODS: dict[str, timedelta | None] = {
     "1h": timedelta(hours=1),
@@ -107,8 +106,3 @@ def period_param(request: Request, *, default: str = "30d") -> tuple[str, dateti
     assert name is not None
     span = PERIODS[name]
     return name, None if span is None else datetime.now(UTC) - span
-
-
-def describe(**params: Any) -> dict[str, Any]:
-    """Echo of the parameters a response was computed for."""
-    return {k: v for k, v in params.items() if v is not None}

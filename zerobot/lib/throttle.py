@@ -82,6 +82,10 @@ class LocalLimiter:
             self._window[slot] = count = self._window.get(slot, 0) + 1
             return count
 
+    def peek(self, key: str, period: int, now: float) -> int:
+        with self._lock:
+            return self._window.get((f"{key}|{period}", int(now // period)), 0)
+
     def clear(self) -> None:
         with self._lock:
             self._window.clear()
@@ -134,3 +138,27 @@ def hit(scope: str, ident: str, rate: str, *, now: float | None = None) -> Verdi
         fallback = True
         count = local_limiter.hit(f"{scope}:{ident}", limit, period, now)
     return Verdict(count <= limit, count, limit, retry_after, fallback)
+
+
+def peek(scope: str, ident: str, rate: str, *, now: float | None = None) -> Verdict:
+    """Whether ``ident`` still has attempts left in ``scope``, without counting one."""
+    limit, period = parse_rate(rate)
+    now = time.time() if now is None else now
+    window = int(now // period)
+    retry_after = max(1, int((window + 1) * period - now))
+    key = f"throttle:{scope}:{ident}:{period}:{window}"
+    count: int | None = None
+    try:
+        client = _redis()
+        if client is not None:
+            raw = client.get(f"{settings.CACHE_KEY_PREFIX}:{key}")
+            count = int(raw) if raw is not None else 0
+        else:
+            count = int(cache.get(key, 0))
+    except Exception as exc:  # as in hit(): the local counts stand in
+        logger.warning("throttle store unavailable, reading local counts: %s", exc)
+        count = None
+    fallback = count is None
+    if count is None:
+        count = local_limiter.peek(f"{scope}:{ident}", period, now)
+    return Verdict(count < limit, count, limit, retry_after, fallback)

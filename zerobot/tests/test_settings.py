@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 SETTINGS = Path(__file__).resolve().parents[1] / "settings.py"
 VARIABLES = [
     "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "DB_POOL_MIN_SIZE", "DB_POOL_MAX_SIZE",
-    "DB_POOL_TIMEOUT", "WEB_CONCURRENCY", "REDIS_URL", "REDIS_CONNECT_TIMEOUT",
+    "DB_POOL_TIMEOUT", "WEB_CONCURRENCY", "DB_POOL_OTHER_PROCESSES", "DB_POOL_COMMAND_CONNECTIONS", "REDIS_URL", "REDIS_CONNECT_TIMEOUT",
     "REDIS_SOCKET_TIMEOUT", "REDIS_MAX_CONNECTIONS",
 ]  # fmt: skip
 
@@ -72,8 +72,8 @@ def test_postgres_url_always_gets_the_pool(monkeypatch: pytest.MonkeyPatch, sche
         "db.internal", "6432", "zb", "u", "p@ss",
     )  # fmt: skip
     assert db["OPTIONS"]["pool"] == {
-        "min_size": 20,
-        "max_size": 100,
+        "min_size": 2,
+        "max_size": 20,
         "timeout": 10.0,
         "name": "zerobot",
     }
@@ -116,3 +116,12 @@ def test_hosts_and_booleans_parse(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load(monkeypatch, ALLOWED_HOSTS="api.example.com, .example.org", DEBUG="off")
     assert settings["ALLOWED_HOSTS"] == ["api.example.com", ".example.org"]
     assert settings["DEBUG"] is False
+
+
+def test_pool_defaults_fit_a_stock_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load(monkeypatch, DATABASE_URL="postgres://x@h/db")
+    pool = settings["DATABASES"]["default"]["OPTIONS"]["pool"]
+    assert (pool["min_size"], pool["max_size"]) == (2, 20)
+    # The same worker count as gunicorn.conf.py's default, for the budget check.
+    assert settings["WEB_CONCURRENCY"] == 2
+    assert (settings["DB_POOL_OTHER_PROCESSES"], settings["DB_POOL_COMMAND_CONNECTIONS"]) == (1, 3)

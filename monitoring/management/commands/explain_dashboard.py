@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.test import Client
 
+from accounts.benchclient import token_client
 from trading.dashboard import DASHBOARD_PATHS
-from zerobot.lib.benchclient import token_client
 
 
 def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:

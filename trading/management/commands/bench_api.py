@@ -4,30 +4,66 @@ Server-side latency of the dashboard endpoints on the current database, through 
 middleware stack (in-process test Client, token auth), after a warm-up. Prints p50/p95/p99 per
 endpoint with its query count and response size. ``--baseline`` also measures the naive
 implementation in tests/performance/baseline.py (test-only code) and prints the ratio.
+
+It refuses to run with ``DEBUG`` on (``make run``'s mode: Django then keeps every statement,
+the debug toolbar and Silk record every request, and the figures come out ~10x too high) unless
+given ``--allow-debug``, which prints a warning above and below the table. The per-request log
+lines (``zerobot.requests``, ``zerobot.slow_queries``) are held back while it measures, so they
+do not land in the table.
 """
 
 from __future__ import annotations
 
 import cProfile
 import io
+import logging
 import pstats
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 
+from accounts.benchclient import token_client
 from trading.dashboard import DASHBOARD_PATHS
-from zerobot.lib.benchclient import token_client
 
 
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
     return ordered[index]
+
+
+# Request and slow-query lines, one per timed request: measured in the figures, not printed.
+QUIET_LOGGERS = ("zerobot.requests", "zerobot.slow_queries", "zerobot.pool", "django.request")
+
+DEBUG_WARNING = (
+    "WARNING: DEBUG is on. Django keeps every statement, and the debug toolbar and Silk record "
+    "each request: these figures are several times the production ones. Rerun with DEBUG=0."
+)
+
+
+@contextmanager
+def quiet_request_logs() -> Iterator[None]:
+    """Send per-request log lines nowhere while measuring (handlers restored afterwards). The
+    loggers stay enabled, so the middleware still builds each line: its cost is measured."""
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    saved = [(logger.handlers, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.handlers = [logging.NullHandler()]
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, (handlers, propagate) in zip(loggers, saved, strict=True):
+            logger.handlers = handlers
+            logger.propagate = propagate
 
 
 class Command(BaseCommand):
@@ -48,11 +84,33 @@ class Command(BaseCommand):
             help="Also print a cProfile of the timed requests (top 15 functions by own time).",
         )  # fmt: skip
         parser.add_argument(
+            "--conditional", action="store_true",
+            help="Also time the cached repeat and the 304 (If-None-Match) of each endpoint.",
+        )  # fmt: skip
+        parser.add_argument(
+            "--allow-debug", action="store_true",
+            help="Measure even with DEBUG on (figures several times too high; warns).",
+        )  # fmt: skip
+        parser.add_argument(
             "--admin-exact-count", action="store_true",
             help="Use Django's exact-count paginator in the admin (to compare with the estimate).",
         )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if settings.DEBUG and not options["allow_debug"]:
+            raise CommandError(
+                "DEBUG is on: Django keeps every statement and the debug toolbar and Silk record "
+                "each request, so the figures would be several times the real ones. Run with "
+                "DEBUG=0 (or pass --allow-debug to measure anyway)."
+            )
+        if settings.DEBUG:
+            self.stderr.write(DEBUG_WARNING)
+        with quiet_request_logs():
+            self._measure(options)
+        if settings.DEBUG:
+            self.stderr.write(DEBUG_WARNING)
+
+    def _measure(self, options: dict[str, Any]) -> None:
         user, client = token_client(options["user"])
         if options["admin_exact_count"]:
             from django.core.paginator import Paginator
@@ -69,7 +127,12 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{'endpoint':<44}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'queries':>9}{'bytes':>9}"
         )
-        results = self._run(client, options["path"] or DASHBOARD_PATHS, options)
+        # Full responses: the per-user response cache (trading/conditional.py) is off here;
+        # --conditional measures it beside them.
+        with override_settings(DASHBOARD_CACHE_SECONDS=0):
+            results = self._run(client, options["path"] or DASHBOARD_PATHS, options)
+        if options["conditional"]:
+            self._conditional(client, options["path"] or DASHBOARD_PATHS, options, results)
         if options["baseline"]:
             with override_settings(ROOT_URLCONF="tests.performance.urls"):
                 baseline = self._run(
@@ -78,6 +141,54 @@ class Command(BaseCommand):
             self.stdout.write("ratio (baseline p50 / optimised p50):")
             for (name, ours), (_, theirs) in zip(results.items(), baseline.items(), strict=True):
                 self.stdout.write(f"  {name:<42}{theirs / ours:>8.1f}x")
+
+    def _timed(self, client: Client, url: str, n: int, **headers: str) -> tuple[list[float], Any]:
+        timings = []
+        response = None
+        for _ in range(n):
+            started = time.perf_counter()
+            response = client.get(url, headers=headers)
+            timings.append((time.perf_counter() - started) * 1000)
+        return timings, response
+
+    def _conditional(
+        self, client: Client, urls: list[str], options: dict[str, Any], full: dict[str, float]
+    ) -> None:
+        """Per endpoint, with the data unchanged: a repeat served from the per-user response
+        cache, and a conditional request answered 304 (If-None-Match), against the full p50."""
+        from trading import dataversion
+
+        user = client.get("/api/auth/me").json()
+        if dataversion.current(user["id"]) is None:
+            raise CommandError("--conditional needs Redis (REDIS_URL): no data version without it.")
+        seconds = max(settings.DASHBOARD_CACHE_SECONDS, 60)  # no bucket change while measuring
+        self.stdout.write(
+            f"\nconditional reads (DASHBOARD_CACHE_SECONDS={seconds}, data unchanged):\n"
+            f"{'endpoint':<44}{'full p50':>10}{'cached p50':>12}{'304 p50':>10}"
+            f"{'full/cached':>13}{'full/304':>10}{'queries':>9}"
+        )
+        extra = options["query"]
+        with override_settings(DASHBOARD_CACHE_SECONDS=seconds):
+            for url in urls:
+                target = f"{url}?{extra}" if extra else url
+                first = client.get(target)
+                if first.status_code != 200 or "ETag" not in first:
+                    raise CommandError(f"{target}: HTTP {first.status_code}, no ETag")
+                for _ in range(options["warmup"]):
+                    client.get(target)
+                cached, _ = self._timed(client, target, options["iterations"])
+                not_modified, last = self._timed(
+                    client, target, options["iterations"], If_None_Match=first["ETag"]
+                )
+                if last.status_code != 304:
+                    raise CommandError(f"{target}: If-None-Match answered {last.status_code}")
+                with CaptureQueriesContext(connection) as queries:
+                    client.get(target)
+                c50, n50 = statistics.median(cached), statistics.median(not_modified)
+                self.stdout.write(
+                    f"{url:<44}{full[url]:>10.2f}{c50:>12.2f}{n50:>10.2f}"
+                    f"{full[url] / c50:>12.1f}x{full[url] / n50:>9.1f}x{len(queries):>9}"
+                )
 
     def _run(self, client: Client, urls: list[str], options: dict[str, Any]) -> dict[str, float]:
         medians: dict[str, float] = {}

@@ -5,7 +5,9 @@ DATABASE_URL/REDIS_URL, then measures:
 
 1. **Load**: navigation start to "every panel rendered" (the page's ``zb:panels-ready``
    Performance API mark) in headless Chromium; *cold* = a new browser profile each time (empty
-   cache), *warm* = a reload in the same profile.
+   cache), *warm* = a reload in the same profile. Each load is made both ways, alternated: the
+   page as served (its first data inside, web/initial.py) and ``/?initial=0`` (every panel
+   fetched by the browser, as before), with the ratio.
 2. **Event latency**: from the commit of an event (``trading/events.py`` stamps it) to its
    arrival in the page's JavaScript, p50/p95.
 3. **Sockets**: N websocket clients of one user connected to the one server process; the
@@ -132,40 +134,44 @@ class Command(BaseCommand):
 
     # --- 1 and 2: in Chromium ---------------------------------------------------------------
 
-    def _browser(self, base: str, user: Any, options: dict[str, Any]) -> None:
+    def _browser(self, base: str, user: Any, options: dict[str, Any]) -> dict[str, Any]:
+        """Loads (both ways) and event latency; prints them and returns the samples (ms)."""
         from playwright.sync_api import sync_playwright
 
         ready_js = "() => performance.getEntriesByName('zb:panels-ready')[0].startTime"
-        cold: list[float] = []
-        warm: list[float] = []
+        # Both ways of loading the page, alternated in the same run (same data, same server):
+        # "island", the page as served (its first data inside: web/initial.py), and "fetch",
+        # the same page without it (/?initial=0: every panel read over HTTP by the browser).
+        variants = {"island": "/", "fetch": "/?initial=0"}
+        cold: dict[str, list[float]] = {name: [] for name in variants}
+        warm: dict[str, list[float]] = {name: [] for name in variants}
         latencies: list[float] = []
         bot = Bot.objects.filter(owner=user).order_by("id").first()  # before Playwright's loop
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
-                state = None
+                context = browser.new_context()
+                page = context.new_page()
+                page.goto(f"{base}/login/")
+                page.fill("#id_username", options["username"])
+                page.fill("#id_password", options["password"])
+                page.click("button[type=submit]")
+                page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+                state = context.storage_state()
+                context.close()
                 for _ in range(options["loads"]):
-                    context = browser.new_context(storage_state=state)  # cookies only: cold cache
-                    page = context.new_page()
-                    page.set_viewport_size({"width": 1400, "height": 900})
-                    if state is None:
-                        page.goto(f"{base}/login/")
-                        page.fill("#id_username", options["username"])
-                        page.fill("#id_password", options["password"])
-                        page.click("button[type=submit]")
-                        page.wait_for_selector("body[data-ready='1']", timeout=30_000)
-                        state = context.storage_state()
-                        context.close()
+                    for name, path in variants.items():
+                        # cookies only: a cold cache
                         context = browser.new_context(storage_state=state)
                         page = context.new_page()
                         page.set_viewport_size({"width": 1400, "height": 900})
-                    page.goto(f"{base}/")
-                    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
-                    cold.append(page.evaluate(ready_js))
-                    page.reload()
-                    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
-                    warm.append(page.evaluate(ready_js))
-                    context.close()
+                        page.goto(f"{base}{path}")
+                        page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+                        cold[name].append(page.evaluate(ready_js))
+                        page.reload()
+                        page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+                        warm[name].append(page.evaluate(ready_js))
+                        context.close()
                 # Event latency: one open page, events published from this process.
                 context = browser.new_context(storage_state=state)
                 page = context.new_page()
@@ -197,10 +203,16 @@ class Command(BaseCommand):
             finally:
                 browser.close()
         self.stdout.write("\n1. Load, navigation start -> every panel rendered (Performance API):")
-        self.stdout.write(f"   cold (empty cache): {_summary(cold)}")
-        self.stdout.write(f"   warm (reload):      {_summary(warm)}")
+        for name in variants:
+            self.stdout.write(f"   {name:<6} cold (empty cache): {_summary(cold[name])}")
+            self.stdout.write(f"   {name:<6} warm (reload):      {_summary(warm[name])}")
+        for label, values in (("cold", cold), ("warm", warm)):
+            if values["island"] and values["fetch"]:
+                ratio = statistics.median(values["fetch"]) / statistics.median(values["island"])
+                self.stdout.write(f"   {label}: fetch p50 / island p50 = {ratio:.2f}x")
         self.stdout.write("\n2. Event latency, commit -> page JavaScript (one page):")
         self.stdout.write(f"   {_summary(latencies)}")
+        return {"cold": cold, "warm": warm, "event_latency": latencies}
 
     # --- 3: many sockets on one process -----------------------------------------------------
 

@@ -51,7 +51,51 @@ export async function request(method, url, body) {
   return data;
 }
 
-export const get = (url) => request("GET", url);
+// The page's first data (web/initial.py): the body of each API request made at start, rendered
+// into the page. Each entry answers the first GET of its URL only; later reads go over HTTP.
+const island = readIsland();
+
+function readIsland() {
+  const element = document.getElementById("zb-initial");
+  try {
+    if (element) return JSON.parse(element.textContent);
+  } catch {
+    // a broken island only costs the requests it would have saved
+  }
+  return { seq: null, requests: {}, candles: null };
+}
+
+// The event number the island's data is as of (null: unknown, or no island).
+export const initialSeq = island.seq;
+
+// The key web/initial.py gives a URL: its path, then its non-empty parameters sorted by name.
+function keyOf(url) {
+  const parsed = new URL(url, location.href);
+  const params = [...parsed.searchParams].filter(([, value]) => value !== "");
+  params.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `${parsed.pathname}?${params.map(([k, v]) => `${k}=${v}`).join("&")}`;
+}
+
+function takeInitial(url) {
+  const key = keyOf(url);
+  if (!Object.hasOwn(island.requests, key)) return undefined;
+  const body = island.requests[key];
+  delete island.requests[key];
+  return body;
+}
+
+// The candle panel's first bodies ({symbol, timeframe, indicator, ohlcv, indicators, trades}),
+// once; null when the page came without them.
+export function takeInitialCandles() {
+  const candles = island.candles;
+  island.candles = null;
+  return candles;
+}
+
+export const get = (url) => {
+  const body = takeInitial(url);
+  return body === undefined ? request("GET", url) : Promise.resolve(body);
+};
 export const post = (url, body) => request("POST", url, body);
 
 export function query(path, params) {

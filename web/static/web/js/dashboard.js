@@ -1,5 +1,6 @@
-// The dashboard: loads every panel from the REST API, then keeps it current from the websocket
-// (web/consumers.py), or by polling while the socket is down.
+// The dashboard: renders every panel from the data the page came with (web/initial.py; else from
+// the REST API), then keeps it current from the websocket (web/consumers.py), or by polling while
+// the socket is down. Every later read goes to the REST API.
 import * as api from "./api.js";
 import { candleChart, equityChart } from "./charts.js";
 import { format, formatPrice } from "./decimal.js";
@@ -20,7 +21,7 @@ const state = {
   lastTrade: null,
   tradesNext: undefined, // undefined: after the first page; null: no more
   tradesLoading: false,
-  lastSeq: null,
+  lastSeq: api.initialSeq, // the page's data is as of this event (a later greeting: refetch)
   live: false,
   lastUpdate: null,
   pollTimer: null,
@@ -220,11 +221,16 @@ const loadCandles = guard("candles", async () => {
   const limit = 150;
   // Fills since the first candle's time, fetched alongside the candles (one round trip).
   const since = new Date((Math.floor(Date.now() / 1000 / TIMEFRAME_SECONDS[timeframe]) - limit) * TIMEFRAME_SECONDS[timeframe] * 1000);
-  const [ohlcv, indicators, trades] = await Promise.all([
-    api.get(api.query(`${API}market/ohlcv`, { symbol, timeframe, limit })),
-    api.get(api.query(`${API}market/indicators`, { symbol, timeframe, names: name, limit })),
-    api.get(api.query(`${API}dashboard/trades`, { symbol, bot, executed_after: since.toISOString(), limit: 1000 })),
-  ]);
+  // The page's own copy for its first symbol (web/initial.py), when this is what it shows.
+  const first = api.takeInitialCandles();
+  const [ohlcv, indicators, trades] =
+    first && first.symbol === symbol && first.timeframe === timeframe && first.indicator === name && !bot
+      ? [first.ohlcv, first.indicators, first.trades]
+      : await Promise.all([
+          api.get(api.query(`${API}market/ohlcv`, { symbol, timeframe, limit })),
+          api.get(api.query(`${API}market/indicators`, { symbol, timeframe, names: name, limit })),
+          api.get(api.query(`${API}dashboard/trades`, { symbol, bot, executed_after: since.toISOString(), limit: 1000 })),
+        ]);
   const fills = trades.results;
   try {
     localStorage.setItem("zb.candleSymbol", symbol);

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from marketdata.symbols import normalize_symbol, perpetual_symbol
+from zerobot.lib.symbols import normalize_symbol, perpetual_symbol
 
 
 @pytest.mark.parametrize(

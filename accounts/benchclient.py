@@ -8,6 +8,16 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from django.test import Client
 
+from accounts.services import token_create
+
+
+class SecureClient(Client):
+    """Requests as over HTTPS: with the production defaults (``SECURE_SSL_REDIRECT``) a plain
+    request is a 301 to https://, not the page being measured."""
+
+    def _base_environ(self, **request: Any) -> dict[str, Any]:
+        return super()._base_environ(**{**request, "wsgi.url_scheme": "https"})
+
 
 def token_client(username: str, *, session: bool = True) -> tuple[Any, Client]:
     """(user, client) where the client sends the user's API token and, with ``session``, is also
@@ -16,9 +26,7 @@ def token_client(username: str, *, session: bool = True) -> tuple[Any, Client]:
         user = get_user_model().objects.get(username=username)
     except get_user_model().DoesNotExist:
         raise CommandError(f"No user {username!r}: run seed_demo first.") from None
-    from accounts.services import token_create
-
-    client = Client(
+    client = SecureClient(
         HTTP_AUTHORIZATION=f"Token {token_create(user=user).key}", HTTP_HOST="localhost"
     )
     if session:

@@ -1,0 +1,189 @@
+"""ETags, 304s and the per-user response cache of the dashboard (trading/conditional.py), and the
+data version that every write moves (trading/dataversion.py). Real PostgreSQL and Redis; real
+commits (a write's bump happens after commit)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.test import Client
+
+from trading import dataversion, services
+from trading.models import Bot, Position
+from trading.tests.factories import make_bot, make_user
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _cache_on(settings: Any) -> None:
+    settings.DASHBOARD_CACHE_SECONDS = 30
+
+
+def logged_in(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_etag_then_304_then_the_cached_body(django_assert_num_queries: Any) -> None:
+    user = make_user()
+    make_bot(owner=user)
+    client = logged_in(user)
+    first = client.get("/api/dashboard/stats")
+    assert first.status_code == 200
+    etag = first["ETag"]
+    assert etag.startswith('"') and first["Cache-Control"] == "private, no-cache"
+    assert "Cookie" in first["Vary"] and "Authorization" in first["Vary"]
+
+    again = client.get("/api/dashboard/stats", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again["ETag"] == etag
+
+    # A repeat without the tag: the cached body, no dashboard query (1. session, 2. user).
+    with django_assert_num_queries(2):
+        repeat = client.get("/api/dashboard/stats")
+    assert repeat.status_code == 200 and repeat.content == first.content
+    assert repeat["ETag"] == etag
+    # Another query string is another body and another tag.
+    other = client.get("/api/dashboard/stats", {"bot": Bot.objects.get(owner=user).pk})
+    assert other.status_code == 200 and other["ETag"] != etag
+
+
+def _open(bot: Bot, order: str = "o1") -> Position:
+    return services.position_open(
+        bot=bot, symbol="BTC/USDT", side="long", quantity="0.01", price="50000",
+        client_order_id=order,
+    )  # fmt: skip
+
+
+def _create(user: Any, bot: Bot, client: Client) -> None:
+    services.bot_create(owner=user, name="second", strategy="momentum",
+                        initial_capital=Decimal("500"), symbols=["ETH/USDT"])  # fmt: skip
+
+
+def _update(user: Any, bot: Bot, client: Client) -> None:
+    services.bot_update(bot=bot, name="renamed")
+
+
+def _start(user: Any, bot: Bot, client: Client) -> None:
+    assert client.post(f"/api/bots/{bot.pk}/start").status_code == 200
+
+
+def _position_open(user: Any, bot: Bot, client: Client) -> None:
+    _open(bot)
+
+
+def _position_close(user: Any, bot: Bot, client: Client) -> None:
+    services.position_close(position=Position.objects.get(bot=bot), price="51000",
+                            client_order_id="c1")  # fmt: skip
+
+
+def _snapshot(user: Any, bot: Bot, client: Client) -> None:
+    services.equity_snapshot_record(bot=bot)
+
+
+def _delete(user: Any, bot: Bot, client: Client) -> None:
+    services.bot_delete(bot=bot)
+
+
+# (write, endpoint, what the body says after it)
+WRITES: list[tuple[Callable[..., None], str, Callable[[dict], Any]]] = [
+    (_create, "/api/dashboard/stats", lambda body: body["bots"]["total"] == 2),
+    (_update, "/api/dashboard/performance",
+     lambda body: [b["bot_name"] for b in body["bots"]] == ["renamed"]),
+    (_start, "/api/dashboard/stats", lambda body: body["bots"]["active"] == 1),
+    (_position_open, "/api/dashboard/positions", lambda body: body["total"] == 1),
+    (_position_close, "/api/dashboard/trades", lambda body: body["total"] == 2),
+    (_snapshot, "/api/dashboard/equity-curve", lambda body: len(body["results"]) == 1),
+    (_delete, "/api/dashboard/stats", lambda body: body["bots"]["total"] == 0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("write", "path", "changed"), WRITES, ids=[w[0].__name__ for w in WRITES])
+def test_each_write_invalidates_what_it_changes(
+    write: Callable[..., None], path: str, changed: Callable[[dict], Any]
+) -> None:
+    user = make_user()
+    # Only an active bot opens; starting or deleting one needs it inactive.
+    bot = make_bot(owner=user, status="inactive" if write in (_start, _delete) else "active")
+    if write is _position_close:
+        _open(bot)
+    client = logged_in(user)
+    before = client.get(path)
+    assert before.status_code == 200 and not changed(before.json())
+    assert client.get(path).content == before.content  # cached
+    write(user, bot, client)
+    after = client.get(path, headers={"If-None-Match": before["ETag"]})
+    assert after.status_code == 200, "the write did not move the tag"
+    assert after["ETag"] != before["ETag"]
+    assert changed(after.json()), after.json()
+
+
+def test_another_users_write_changes_nothing_of_mine() -> None:
+    alice, bob = make_user(), make_user()
+    make_bot(owner=alice)
+    bobs = make_bot(owner=bob)
+    client = logged_in(alice)
+    etag = client.get("/api/dashboard/stats")["ETag"]
+    _open(bobs)
+    services.bot_update(bot=bobs, name="bob's")
+    assert client.get("/api/dashboard/stats", headers={"If-None-Match": etag}).status_code == 304
+
+
+def test_a_rolled_back_write_moves_nothing() -> None:
+    user = make_user()
+    bot = make_bot(owner=user)
+    version = dataversion.current(user.pk)
+
+    class RolledBack(Exception):
+        pass
+
+    with pytest.raises(RolledBack), transaction.atomic():
+        bot.name = "never"
+        bot.save(update_fields=["name"])  # post_save: a bump asked for, after commit
+        raise RolledBack
+    assert dataversion.current(user.pk) == version
+    bot.save(update_fields=["name"])  # the same write, committed
+    assert dataversion.current(user.pk) == version + 1
+
+
+def test_one_transaction_moves_the_version_once() -> None:
+    user = make_user()
+    bot = make_bot(owner=user)
+    version = dataversion.current(user.pk)
+    _open(bot)  # one transaction: a position row, a fill row, the bot's cash
+    assert dataversion.current(user.pk) == version + 1
+    with transaction.atomic():
+        for _ in range(3):
+            dataversion.bump_on_commit(user.pk)
+        assert dataversion.current(user.pk) == version + 1  # nothing before commit
+    assert dataversion.current(user.pk) == version + 2
+
+
+def test_without_a_version_every_answer_is_full_and_untagged(monkeypatch: Any) -> None:
+    user = make_user()
+    make_bot(owner=user)
+    client = logged_in(user)
+    tagged = client.get("/api/dashboard/stats")
+
+    def down() -> Any:
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr(dataversion, "_redis", down)
+    response = client.get("/api/dashboard/stats", headers={"If-None-Match": tagged["ETag"]})
+    assert response.status_code == 200 and "ETag" not in response
+    assert response.json() == tagged.json()
+
+
+def test_the_browsable_api_and_errors_are_not_cached() -> None:
+    user = make_user()
+    make_bot(owner=user)
+    client = logged_in(user)
+    html = client.get("/api/dashboard/stats", headers={"Accept": "text/html"})
+    assert html.status_code == 200 and "ETag" not in html
+    missing = client.get("/api/dashboard/stats", {"bot": 10**9})
+    assert missing.status_code == 404 and "ETag" not in missing

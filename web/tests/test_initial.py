@@ -1,0 +1,117 @@
+"""The page's first data (web/initial.py): the same bodies as the API, scoped, escaped, bounded."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from trading import seed
+from trading.models import Bot
+from trading.tests.factories import make_bot, make_user
+from web.initial import PANEL_REQUESTS, request_key
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+
+def island(response: Any) -> dict[str, Any] | None:
+    html = response.content.decode()
+    marker = '<script id="zb-initial" type="application/json">'
+    if marker not in html:
+        return None
+    start = html.index(marker) + len(marker)
+    return json.loads(html[start : html.index("</script>", start)])
+
+
+def logged_in(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+class _Frozen(datetime):
+    """The equity curve's buckets start at "now - period": the same instant for both reads."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:
+        return datetime(2026, 12, 1, 12, 0, 30, tzinfo=UTC).astimezone(tz)
+
+
+def test_every_entry_is_the_api_body_for_the_same_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("trading.views.datetime", _Frozen)
+    monkeypatch.setattr("zerobot.lib.params.datetime", _Frozen)
+    seed.seed(seed.PROFILES["small"], end=_Frozen.now(UTC))
+    user = Bot.objects.filter(owner__username=seed.DEMO_USERNAME).first().owner
+    client = logged_in(user)
+    data = island(client.get("/"))
+    assert data is not None
+    assert set(data["requests"]) == {request_key(path, params) for path, params in PANEL_REQUESTS}
+    for path, params in PANEL_REQUESTS:
+        body = data["requests"][request_key(path, params)]
+        api = client.get(path, params).json()
+        assert body == api, path
+    assert data["requests"]["/api/dashboard/trades?limit=50"]["total"] > 50  # real data in it
+    candles = data["candles"]
+    symbol = sorted({s for bot in Bot.objects.filter(owner=user) for s in bot.symbols})[0]
+    assert (candles["symbol"], candles["timeframe"], candles["indicator"]) == (
+        symbol, "1h", "sma:20",
+    )  # fmt: skip
+    common = {"symbol": symbol, "timeframe": "1h", "limit": "150"}
+    assert candles["ohlcv"] == client.get("/api/market/ohlcv", common).json()
+    assert (
+        candles["indicators"]
+        == client.get("/api/market/indicators", {**common, "names": "sma:20"}).json()
+    )
+    fills = {"symbol": symbol, "executed_after": candles["since"], "limit": "1000"}
+    assert candles["trades"] == client.get("/api/dashboard/trades", fills).json()
+
+
+def test_it_holds_only_the_users_own_data() -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    mine = make_bot(owner=alice, name="alice's bot")
+    make_bot(owner=bob, name="bob's bot")
+    data = island(logged_in(alice).get("/"))
+    bots = data["requests"]["/api/bots/?limit=1000"]["results"]
+    assert [b["id"] for b in bots] == [mine.pk]
+    assert "bob's bot" not in json.dumps(data)
+
+
+def test_it_is_inert_json_even_with_hostile_names() -> None:
+    """No inline script runs (CSP-safe) and no name can end the element early."""
+    user = make_user()
+    name = "</script><script>alert(1)</script> & <!--"
+    make_bot(owner=user, name=name)
+    response = logged_in(user).get("/")
+    html = response.content.decode()
+    assert "<script>alert(1)" not in html
+    assert "\\u003C/script\\u003E" in html
+    data = island(response)
+    assert data["requests"]["/api/bots/?limit=1000"]["results"][0]["name"] == name
+
+
+def test_initial_0_serves_the_page_without_it() -> None:
+    user = make_user()
+    make_bot(owner=user)
+    client = logged_in(user)
+    assert island(client.get("/?initial=0")) is None
+    assert island(client.get("/")) is not None
+
+
+def test_its_queries_do_not_grow_with_the_data() -> None:
+    seed.seed(seed.PROFILES["small"])
+    demo = Bot.objects.filter(owner__username=seed.DEMO_USERNAME).first().owner
+    small = make_user()
+    make_bot(owner=small, symbols=["ADA/USDT"])  # the demo's first symbol too: same candles
+    counts = []
+    for user in (small, demo):
+        client = logged_in(user)
+        client.get("/")  # market data cached, session loaded
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/").status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
