@@ -33,10 +33,10 @@ def _beat_schedule(sender: Celery, **kwargs: Any) -> None:
 def _start_monitoring(**kwargs: Any) -> None:
     """Each worker process flushes its monitoring aggregates (cycles, pool) like a web worker,
     and never uses a pool inherited from the parent over fork."""
-    from monitoring import aggregation, pool
+    from monitoring import pool
 
     pool.reset()
-    aggregation.start_background()
+    pool.start_background()
 
 
 @worker_process_shutdown.connect

@@ -150,7 +150,7 @@ class Runner:
         self.stats = RunnerStats()
         self._stop = threading.Event()
         self._queue: queue.Queue[_Unit | None] = queue.Queue()
-        self._in_flight = 0
+        self._in_flight = 0  # units of work queued or running (a unit: bots of one owner)
         self._in_flight_lock = threading.Lock()
         self._freed = threading.Event()  # a worker finished a unit: room to claim more
         self._dispatched: dict[int, int] = {}  # bot -> cycles handed to workers
@@ -198,6 +198,8 @@ class Runner:
                     self._freed.wait(poll)
                     self._freed.clear()
                     continue
+                # Keep every worker busy with one unit queued behind it; claim a few bots more
+                # than that (a claim groups them by owner: fewer units than bots).
                 room = 2 * self.concurrency - self._in_flight
                 claimed = []
                 if room <= 0:  # every worker busy and a unit queued each: wait for one to end
@@ -232,7 +234,7 @@ class Runner:
             for start in range(0, len(members), MAX_GROUP):
                 part = members[start : start + MAX_GROUP]
                 with self._in_flight_lock:
-                    self._in_flight += len(part)
+                    self._in_flight += 1
                     for claim in part:
                         self._dispatched[claim.bot_id] = self._dispatched.get(claim.bot_id, 0) + 1
                 self._queue.put(_Unit(owner_id, as_of, part))
@@ -249,7 +251,7 @@ class Runner:
             if unit is not None:
                 unstarted.extend(c.bot_id for c in unit.claims)
                 with self._in_flight_lock:
-                    self._in_flight -= len(unit.claims)
+                    self._in_flight -= 1
         if unstarted:
             schedule.release(bot_ids=unstarted, runner=self.name)
             release_db_connection()
@@ -276,7 +278,7 @@ class Runner:
                 logger.exception("runner %s: unit of owner %s failed", self.name, unit.owner_id)
             finally:
                 with self._in_flight_lock:
-                    self._in_flight -= len(unit.claims)
+                    self._in_flight -= 1
                 self._freed.set()
                 release_db_connection()  # back to the pool between units
 

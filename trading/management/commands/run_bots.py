@@ -23,7 +23,6 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from monitoring import aggregation
 from monitoring import pool as monitoring_pool
 from monitoring.context import process_cache_counts
 from trading.engine.runner import Runner, pool_stats
@@ -87,7 +86,7 @@ class Command(BaseCommand):
             runner.stop()
 
         previous = {s: signal.signal(s, on_signal) for s in stop_signals}
-        aggregation.start_background()  # cycles and pool figures reach the monitoring tables
+        monitoring_pool.start_background()  # cycles and pool figures reach the monitoring tables
         cache_since = process_cache_counts()
         done = threading.Event()
         reporter = None
