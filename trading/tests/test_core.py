@@ -56,8 +56,8 @@ def test_positions_mark_is_a_fixed_number_of_statements(
     n: int, django_assert_num_queries: Any
 ) -> None:
     """Finding 1: nothing wrote current_price. Same count at 1 and 500 positions: SAVEPOINT,
-    the one UPDATE (its subquery locks the rows in pk order), the owners whose data version
-    moves (trading.dataversion), RELEASE SAVEPOINT."""
+    the one statement (locks the rows in pk order, updates them, answers whose they are),
+    RELEASE SAVEPOINT."""
     bot = make_bot(
         initial_capital=Decimal("1000000"),
         risk_params={"max_open_positions": 1000, "max_trades_per_day": 1000},
@@ -66,7 +66,7 @@ def test_positions_mark_is_a_fixed_number_of_statements(
     other = make_bot(initial_capital=Decimal("1000"))
     untouched = _open(other, symbol="BTC/USDT", quantity="0.01", client_order_id="x")
     prices = {"BTC/USDT": Decimal("120.5"), "ETH/USDT": Decimal("99.25")}
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(3):
         updated = services.positions_mark(prices=prices, bot_id=bot.pk)
     assert updated == n
     marks = dict(Position.objects.filter(bot=bot).values_list("symbol", "current_price").distinct())
