@@ -562,3 +562,33 @@ def test_marks_and_a_rule_pause_move_the_dashboard_data_version() -> None:
     assert marked is not None and before is not None and marked > before
     services.bot_set_status(bot=bot, status="paused", reason="test")
     assert dataversion.current(bot.owner_id) > marked
+
+
+@pytest.mark.django_db
+@pytest.mark.redis
+def test_a_close_at_market_without_a_market_price_is_a_503_not_a_fill(
+    api: APIClient, monkeypatch: Any
+) -> None:
+    """The exchange is down (the ccxt client over a fake exchange that times out): the API close
+    never falls back to a stale mark."""
+    import ccxt
+
+    from marketdata import services as market
+    from marketdata.clients.ccxt_client import CcxtClient
+    from marketdata.tests.conftest import no_budget
+    from marketdata.tests.fakes import FakeExchange
+
+    fake = FakeExchange(now=datetime.now(UTC))
+    client = CcxtClient(
+        exchange_id="fakex", exchange=fake, sleep=lambda s: None, budget=no_budget()
+    )
+    monkeypatch.setattr(market, "get_client", lambda: client)
+    bot = make_bot()
+    position = _open(bot, quantity="0.1", client_order_id="p")
+    api.force_authenticate(bot.owner)
+    fake.failures += [ccxt.RequestTimeout("timed out")] * 10
+    response = api.post(f"/api/positions/{position.pk}/close/", {}, format="json")
+    assert response.status_code == 503, response.content
+    assert response.json()["code"] == "price_unavailable"
+    position.refresh_from_db()
+    assert position.status == "open" and position.current_price == Decimal("100")
