@@ -284,6 +284,7 @@ class _Outbox:
         # In-memory channel layer: consumers live on the ASGI server's loop, and only that loop
         # may touch the layer's queues; consumers register it (bind_loop).
         self.server_loop: asyncio.AbstractEventLoop | None = None
+        self._own_layer: tuple[Any, Any] | None = None  # (shared instance it copies, own copy)
 
     # Called by publishers (any thread) -------------------------------------------------------
 
@@ -385,10 +386,23 @@ class _Outbox:
             for _ in batch:
                 source.task_done()
 
-    async def _deliver(self, items: list[_Item]) -> None:
-        from channels.layers import get_channel_layer
+    def _layer(self) -> Any:
+        """The channel layer this thread sends with. A Redis layer's connection pools and locks
+        belong to the event loop that first used them, and the ASGI server's loop uses the shared
+        instance: this thread's loop gets its own instance of the same configuration (a shared one
+        failed with "Lock ... is bound to a different event loop" when both were busy). The
+        in-memory layer must be the shared instance (its queues are the consumers')."""
+        from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers, get_channel_layer
 
-        layer = get_channel_layer()
+        shared = get_channel_layer()
+        if shared is None or type(shared).__name__ == "InMemoryChannelLayer":
+            return shared
+        if self._own_layer is None or self._own_layer[0] is not shared:  # settings changed
+            self._own_layer = (shared, channel_layers.make_backend(DEFAULT_CHANNEL_LAYER))
+        return self._own_layer[1]
+
+    async def _deliver(self, items: list[_Item]) -> None:
+        layer = self._layer()
         if layer is None:
             return
         events = [item for item in items if item.kind in EVENT_TYPES]
