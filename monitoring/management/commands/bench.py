@@ -12,7 +12,8 @@ progress line per phase. Phases:
 3. over HTTP: gunicorn started here on 127.0.0.1 (``WEB_CONCURRENCY`` workers, default 2), N
    clients (default 8) for ``--seconds`` each on a trivial endpoint (``/healthz``, the stack's
    ceiling), the dashboard mix with full responses, and the same mix as a polling client sends
-   it (``If-None-Match``): req/s, p50/p95/p99, errors, and each mix as a share of the ceiling;
+   it (``If-None-Match``), interleaved in ``--rounds`` slices: req/s, p50/p95/p99, errors, and
+   each mix as a share of the ceiling;
 4. the dashboard page in headless Chromium (``bench_page``'s measurement): cold and warm loads,
    with the page's first data inside and without (``/?initial=0``).
 
@@ -81,25 +82,63 @@ def _http_get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
         return exc.code, dict(exc.headers)
 
 
+class Load:
+    """One kind of load, measured in slices (interleaved with the others by the caller, so a
+    noisy neighbour weighs on every kind alike): ``clients`` threads request ``paths`` in turn;
+    with ``conditional`` each client sends back the ETag it last got for a path (as a polling
+    dashboard does), kept across slices."""
+
+    def __init__(
+        self, base: str, paths: list[str], headers: dict[str, str], clients: int,
+        conditional: bool = False,
+    ) -> None:  # fmt: skip
+        self.base, self.paths, self.headers, self.clients = base, paths, headers, clients
+        self.conditional = conditional
+        self.tags: list[dict[str, str]] = [{} for _ in range(clients)]
+        self.statuses: Counter = Counter()
+        self.latencies: list[float] = []
+        self.seconds = 0.0
+
+    def run(self, seconds: float) -> None:
+        slice_ = _load(self.base, self.paths, self.headers, self.clients, seconds,
+                       self.tags if self.conditional else None)  # fmt: skip
+        self.statuses.update(slice_["statuses"])
+        self.latencies += slice_["latencies"]
+        self.seconds += seconds
+
+    def result(self) -> dict[str, Any]:
+        errors = sum(n for status, n in self.statuses.items() if status == 0 or status >= 500)
+        return {
+            "clients": self.clients,
+            "seconds": self.seconds,
+            "requests": len(self.latencies),
+            "rps": round(len(self.latencies) / self.seconds, 1) if self.seconds else 0.0,
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "errors": errors,
+            "latency_ms": _stats(self.latencies),
+        }
+
+
 def _load(
     base: str, paths: list[str], headers: dict[str, str], clients: int, seconds: float,
-    conditional: bool = False,
+    tags: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """``clients`` threads request ``paths`` in turn for ``seconds``; with ``conditional`` each
-    sends back the ETag it last got for a path (as a polling dashboard does)."""
+    """``clients`` threads request ``paths`` in turn for ``seconds``; with ``tags`` (one dict per
+    client) each sends back the ETag it last got for a path."""
     stop_at = time.monotonic() + seconds
     statuses: Counter = Counter()
     latencies: list[float] = []
     lock = threading.Lock()
+    conditional = tags is not None
 
     def client(offset: int) -> None:
-        tags: dict[str, str] = {}
+        mine: dict[str, str] = tags[offset] if tags is not None else {}
         i = offset
         while time.monotonic() < stop_at:
             path = paths[i % len(paths)]
             sent = dict(headers)
-            if conditional and path in tags:
-                sent["If-None-Match"] = tags[path]
+            if conditional and path in mine:
+                sent["If-None-Match"] = mine[path]
             started = time.perf_counter()
             try:
                 status, got = _http_get(base + path, sent)
@@ -107,7 +146,7 @@ def _load(
                 status, got = 0, {}
             elapsed = (time.perf_counter() - started) * 1000
             if conditional and got.get("ETag"):
-                tags[path] = got["ETag"]
+                mine[path] = got["ETag"]
             with lock:
                 statuses[status] += 1
                 latencies.append(elapsed)
@@ -118,16 +157,7 @@ def _load(
         thread.start()
     for thread in threads:
         thread.join(timeout=seconds + 60)
-    errors = sum(n for status, n in statuses.items() if status == 0 or status >= 500)
-    return {
-        "clients": clients,
-        "seconds": seconds,
-        "requests": len(latencies),
-        "rps": round(len(latencies) / seconds, 1),
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "errors": errors,
-        "latency_ms": _stats(latencies),
-    }
+    return {"statuses": statuses, "latencies": latencies}
 
 
 class Command(BaseCommand):
@@ -140,7 +170,11 @@ class Command(BaseCommand):
         parser.add_argument("--iterations", type=int, default=100)
         parser.add_argument("--warmup", type=int, default=20)
         parser.add_argument("--clients", type=int, default=8)
-        parser.add_argument("--seconds", type=float, default=10.0, help="per HTTP phase")
+        parser.add_argument("--seconds", type=float, default=10.0, help="per HTTP load kind")
+        parser.add_argument(
+            "--rounds", type=int, default=5,
+            help="HTTP loads are interleaved in this many slices each",
+        )  # fmt: skip
         parser.add_argument("--loads", type=int, default=5, help="page loads of each kind")
         parser.add_argument("--max-minutes", type=float, default=10.0)
         parser.add_argument(
@@ -265,9 +299,16 @@ class Command(BaseCommand):
             clients, seconds = options["clients"], options["seconds"]
             for path in MIX:  # warm the workers (connections, caches)
                 _http_get(base + path, headers)
-            ceiling = _load(base, [CEILING], {}, clients, seconds)
-            full = _load(base, MIX, headers, clients, seconds)
-            conditional = _load(base, MIX, headers, clients, seconds, conditional=True)
+            loads = {
+                "ceiling": Load(base, [CEILING], {}, clients),
+                "mix_full": Load(base, MIX, headers, clients),
+                "mix_conditional": Load(base, MIX, headers, clients, conditional=True),
+            }
+            rounds = max(1, options["rounds"])
+            for _ in range(rounds):  # interleaved slices: the same noise on each kind
+                for load in loads.values():
+                    load.run(seconds / rounds)
+            ceiling, full, conditional = (load.result() for load in loads.values())
         finally:
             server.terminate()
             try:
