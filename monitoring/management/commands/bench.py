@@ -12,13 +12,14 @@ progress line per phase. Phases:
 3. over HTTP: gunicorn started here on 127.0.0.1 (``WEB_CONCURRENCY`` workers, default 2), N
    clients (default 8) for ``--seconds`` each on a trivial endpoint (``/healthz``, the stack's
    ceiling), the dashboard mix with full responses, and the same mix as a polling client sends
-   it (``If-None-Match``), interleaved in ``--rounds`` slices: req/s, p50/p95/p99, errors, and
-   each mix as a share of the ceiling;
+   it (``If-None-Match``), and the full mix on a second, identical server without the pool
+   (``DB_POOL_DISABLED=1``: a new connection per request), all interleaved in ``--rounds``
+   slices: req/s, p50/p95/p99, errors, each mix as a share of the ceiling, pooled / unpooled;
 4. the dashboard page in headless Chromium (``bench_page``'s measurement): cold and warm loads,
    with the page's first data inside and without (``/?initial=0``).
 
-Not in it (yet): a dedicated benchmark database and profiles, pooled vs unpooled, indexes
-dropped, eager vs lazy serializers, the history-depth scale, the engine, and charts.
+Not in it (yet): a dedicated benchmark database and profiles, indexes dropped, eager vs lazy
+serializers, the history-depth scale, the engine, and charts.
 """
 
 from __future__ import annotations
@@ -276,52 +277,76 @@ class Command(BaseCommand):
                 rows[url] = {"cached": _stats(cached), "not_modified": _stats(not_modified)}
         return rows
 
-    def _http(self, user: Any, options: dict[str, Any]) -> dict[str, Any]:
-        from accounts.services import token_create
-
+    def _server(self, pooled: bool) -> tuple[str, subprocess.Popen]:
         port = _free_port()
-        workers = os.environ.get("WEB_CONCURRENCY", "2")
         env = {
             **os.environ,
             "DEBUG": "0", "SILK_ENABLED": "0", "MONITORING_FLUSH_SECONDS": "0",
             "SECURE_SSL_REDIRECT": "0", "GUNICORN_BIND": f"127.0.0.1:{port}",
-            "WEB_CONCURRENCY": workers, "LOG_LEVEL": "WARNING", "SECRET_KEY": settings.SECRET_KEY,
+            "WEB_CONCURRENCY": self.workers, "LOG_LEVEL": "WARNING",
+            "SECRET_KEY": settings.SECRET_KEY, "DB_POOL_DISABLED": "0" if pooled else "1",
         }  # fmt: skip
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         server = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "zerobot.wsgi"],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
+        return f"http://127.0.0.1:{port}", server
+
+    @staticmethod
+    def _stop(server: subprocess.Popen) -> None:
+        server.terminate()
         try:
-            self._wait_for(base + CEILING, server)
+            server.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+    def _http(self, user: Any, options: dict[str, Any]) -> dict[str, Any]:
+        """Two servers alike but for the pool: the pooled one takes the ceiling, full and
+        conditional mixes; the other (DB_POOL_DISABLED=1: a new server connection per request)
+        the full mix, for the pooled / unpooled ratio."""
+        from accounts.services import token_create
+
+        self.workers = os.environ.get("WEB_CONCURRENCY", "2")
+        servers: list[subprocess.Popen] = []
+        try:
+            base, server = self._server(pooled=True)
+            servers.append(server)
+            unpooled, server = self._server(pooled=False)
+            servers.append(server)
+            self._wait_for(base + CEILING, servers[0])
+            self._wait_for(unpooled + CEILING, servers[1])
             headers = {"Authorization": f"Token {token_create(user=user).key}"}
             clients, seconds = options["clients"], options["seconds"]
             for path in MIX:  # warm the workers (connections, caches)
                 _http_get(base + path, headers)
+                _http_get(unpooled + path, headers)
             loads = {
                 "ceiling": Load(base, [CEILING], {}, clients),
                 "mix_full": Load(base, MIX, headers, clients),
                 "mix_conditional": Load(base, MIX, headers, clients, conditional=True),
+                "mix_unpooled": Load(unpooled, MIX, headers, clients),
             }
             rounds = max(1, options["rounds"])
             for _ in range(rounds):  # interleaved slices: the same noise on each kind
                 for load in loads.values():
                     load.run(seconds / rounds)
-            ceiling, full, conditional = (load.result() for load in loads.values())
+            measured = {name: load.result() for name, load in loads.items()}
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+            for server in servers:
+                self._stop(server)
+        ceiling = measured["ceiling"]["rps"]
         return {
-            "server": f"gunicorn, {workers} sync worker(s), 127.0.0.1",
-            "ceiling": ceiling, "mix_full": full, "mix_conditional": conditional,
-            "full_share_of_ceiling": round(full["rps"] / ceiling["rps"], 3),
-            "conditional_share_of_ceiling": round(conditional["rps"] / ceiling["rps"], 3),
-        }  # fmt: skip
+            "server": f"gunicorn, {self.workers} sync worker(s), 127.0.0.1",
+            **measured,
+            "full_share_of_ceiling": round(measured["mix_full"]["rps"] / ceiling, 3),
+            "conditional_share_of_ceiling": round(measured["mix_conditional"]["rps"] / ceiling, 3),
+            "unpooled_share_of_ceiling": round(measured["mix_unpooled"]["rps"] / ceiling, 3),
+            "pooled_vs_unpooled": round(
+                measured["mix_full"]["rps"] / max(measured["mix_unpooled"]["rps"], 0.1), 2
+            ),
+        }
 
     def _wait_for(self, url: str, server: subprocess.Popen) -> None:
         deadline = time.monotonic() + 60
@@ -416,13 +441,16 @@ class Command(BaseCommand):
                 ("dashboard mix, full responses", "mix_full", h["full_share_of_ceiling"]),
                 ("dashboard mix, If-None-Match", "mix_conditional",
                  h["conditional_share_of_ceiling"]),
+                ("dashboard mix, full, no pool (a connection per request)", "mix_unpooled",
+                 h["unpooled_share_of_ceiling"]),
             ):  # fmt: skip
                 row = h[key]
                 lat = row["latency_ms"]
                 lines.append(f"| {label} | {row['rps']:.0f} | {lat.get('p50', 0):.1f} | "
                              f"{lat.get('p95', 0):.1f} | {lat.get('p99', 0):.1f} | "
                              f"{row['errors']} | {row['statuses']} | {share:.0%} |")  # fmt: skip
-            lines.append("")
+            lines += ["", f"Pooled / unpooled (full mix, req/s): {h['pooled_vs_unpooled']:.2f}x.",
+                      ""]  # fmt: skip
         if "page" in r and "error" not in r["page"]:
             p = r["page"]
             lines += ["## Dashboard page in Chromium (navigation start -> every panel rendered)",
@@ -440,6 +468,6 @@ class Command(BaseCommand):
         for name, why in errors.items():
             lines.append(f"- {name}: not measured ({why})")
         lines += ["", "Not measured by this command yet: a dedicated benchmark database and its "
-                      "profiles, pooled vs unpooled, indexes dropped, eager vs lazy serializers, "
+                      "profiles, indexes dropped, eager vs lazy serializers, "
                       "history depth x10/x100, the engine; no charts.", ""]  # fmt: skip
         return "\n".join(lines)
