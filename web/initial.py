@@ -88,6 +88,8 @@ def initial_data(request: HttpRequest) -> SafeString:
     # The event number first: anything committed after it has a larger one, so the socket's
     # greeting tells the page to refetch what this data may have missed.
     seq = events.current_seq(request.user.pk)
+    # Each embedded body has the query budget of the request it stands for (monitoring).
+    request.query_budget = settings.MAX_QUERIES_PER_REQUEST * (1 + len(PANEL_REQUESTS) + 3)
     parts: list[bytes] = []
     bots_body: bytes | None = None
     for path, params in PANEL_REQUESTS:

@@ -194,6 +194,11 @@ def _database_from_url(url: str | None) -> dict:
 
 
 DATABASES = {"default": _database_from_url(DATABASE_URL)}
+# Benchmarks only (`manage.py bench`: pooled vs a new connection per request): 1 drops the pool,
+# so every request opens and closes its own server connection. Never for production.
+DB_POOL_DISABLED = env_bool("DB_POOL_DISABLED", False)
+if DB_POOL_DISABLED:
+    DATABASES["default"].get("OPTIONS", {}).pop("pool", None)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache --------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Value, When
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, Count, F, Value, When
 
 from marketdata.clients.base import MarketDataError
 from marketdata.services import ticker_invalidate
@@ -328,7 +328,7 @@ def _close(
     fill_price = locked.current_price if price is None else price
     liquidation = locked.liquidation_price
     if is_liquidated(side=locked.side, price=fill_price, liquidation=liquidation):
-        qty, fill_price, reason = remaining, liquidation, TradeReason.LIQUIDATION
+        qty, fill_price, reason = remaining, liquidation, TradeReason.LIQUIDATION.value
         fee, fee_rate = None, LIQUIDATION_FEE_RATE
     full = qty == remaining
     direction = 1 if locked.side == Position.Side.LONG else -1
@@ -456,10 +456,10 @@ def positions_mark(*, prices: Mapping[str, Decimal], bot_id: int | None = None) 
     bots) to that symbol's price, in ONE statement whatever the number of positions; returns how
     many rows it updated. Prices come from ``marketdata.prices.last_prices`` (Decimals).
 
-    Locks the positions it updates in pk order (level 3 of ``trading.locks``) inside the UPDATE
-    itself; unrealized PnL is not stored (it is computed from the mark: ``trading.querysets``).
-    Statements: the UPDATE, and (when it updated rows) the owners whose data version moves
-    (``trading.dataversion``), in a savepoint.
+    Locks the positions it updates in pk order (level 3 of ``trading.locks``) inside that one
+    statement, which also answers whose rows moved (their dashboard data version is bumped after
+    commit, ``trading.dataversion``); unrealized PnL is not stored (it is computed from the mark:
+    ``trading.querysets``). In a savepoint (callable inside a caller's transaction).
     """
     marks: dict[str, Decimal] = {}
     for symbol, value in prices.items():
@@ -470,21 +470,63 @@ def positions_mark(*, prices: Mapping[str, Decimal], bot_id: int | None = None) 
         marks[name] = decimal_arg(value, field="prices", places=12, positive=True)
     if not marks:
         return 0
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            owners = _mark_sql(marks, bot_id)
+        else:  # SQLite (make run): the same through the ORM, two statements
+            owners = _mark_orm(marks, bot_id)
+        for owner_id in owners:  # an UPDATE sends no post_save: move the owners' versions here
+            dataversion.bump_on_commit(owner_id)
+    return sum(owners.values())
+
+
+def _mark_sql(marks: dict[str, Decimal], bot_id: int | None) -> dict[int, int]:
+    """The one statement: lock the open positions in pk order (level 3 of trading.locks), set
+    each one's symbol's price, and answer {owner_id: rows updated}."""
+    table = Position._meta.db_table
+    values = ", ".join(["(%s, %s::numeric)"] * len(marks))
+    params: list[Any] = [x for pair in marks.items() for x in pair]
+    bot_filter = ""
+    params.append(list(marks))
+    if bot_id is not None:
+        bot_filter = "AND p.bot_id = %s"  # uses position_bot_open_idx
+        params.append(bot_id)
+    # else: uses position_open_symbol_idx
+    sql = f"""
+        WITH marks(symbol, price) AS (VALUES {values}),
+        targets AS (
+            SELECT p.id FROM {table} p
+            WHERE p.status = 'open' AND p.symbol = ANY(%s) {bot_filter}
+            ORDER BY p.id FOR NO KEY UPDATE
+        ),
+        updated AS (
+            UPDATE {table} p SET current_price = m.price
+            FROM targets t, marks m
+            WHERE p.id = t.id AND p.symbol = m.symbol
+            RETURNING p.owner_id
+        )
+        SELECT owner_id, COUNT(*) FROM updated GROUP BY owner_id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return dict(cursor.fetchall())
+
+
+def _mark_orm(marks: dict[str, Decimal], bot_id: int | None) -> dict[int, int]:
     targets = Position.objects.open().filter(symbol__in=list(marks))
     if bot_id is not None:
-        targets = targets.for_bot(bot_id)  # uses position_bot_open_idx
-    # else: uses position_open_symbol_idx
+        targets = targets.for_bot(bot_id)
     new_price = Case(
         *(When(symbol=s, then=Value(p, output_field=PriceField())) for s, p in marks.items()),
         output_field=PriceField(),
     )
-    with transaction.atomic():
-        locked_ids = locks.locked_position_ids(targets)
-        updated = Position.objects.filter(pk__in=locked_ids).update(current_price=new_price)
-        if updated:  # an .update() sends no post_save: move the owners' data versions here
-            for owner_id in targets.order_by().values_list("owner_id", flat=True).distinct():
-                dataversion.bump_on_commit(owner_id)
-    return updated
+    owners = dict(
+        targets.order_by().values("owner_id").annotate(n=Count("id")).values_list("owner_id", "n")
+    )
+    Position.objects.filter(pk__in=locks.locked_position_ids(targets)).update(
+        current_price=new_price
+    )
+    return owners
 
 
 def positions_apply_exits(

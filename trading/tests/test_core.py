@@ -56,8 +56,8 @@ def test_positions_mark_is_a_fixed_number_of_statements(
     n: int, django_assert_num_queries: Any
 ) -> None:
     """Finding 1: nothing wrote current_price. Same count at 1 and 500 positions: SAVEPOINT,
-    the one UPDATE (its subquery locks the rows in pk order), the owners whose data version
-    moves (trading.dataversion), RELEASE SAVEPOINT."""
+    the one statement (locks the rows in pk order, updates them, answers whose they are),
+    RELEASE SAVEPOINT."""
     bot = make_bot(
         initial_capital=Decimal("1000000"),
         risk_params={"max_open_positions": 1000, "max_trades_per_day": 1000},
@@ -66,7 +66,7 @@ def test_positions_mark_is_a_fixed_number_of_statements(
     other = make_bot(initial_capital=Decimal("1000"))
     untouched = _open(other, symbol="BTC/USDT", quantity="0.01", client_order_id="x")
     prices = {"BTC/USDT": Decimal("120.5"), "ETH/USDT": Decimal("99.25")}
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(3):
         updated = services.positions_mark(prices=prices, bot_id=bot.pk)
     assert updated == n
     marks = dict(Position.objects.filter(bot=bot).values_list("symbol", "current_price").distinct())
@@ -562,3 +562,33 @@ def test_marks_and_a_rule_pause_move_the_dashboard_data_version() -> None:
     assert marked is not None and before is not None and marked > before
     services.bot_set_status(bot=bot, status="paused", reason="test")
     assert dataversion.current(bot.owner_id) > marked
+
+
+@pytest.mark.django_db
+@pytest.mark.redis
+def test_a_close_at_market_without_a_market_price_is_a_503_not_a_fill(
+    api: APIClient, monkeypatch: Any
+) -> None:
+    """The exchange is down (the ccxt client over a fake exchange that times out): the API close
+    never falls back to a stale mark."""
+    import ccxt
+
+    from marketdata import services as market
+    from marketdata.clients.ccxt_client import CcxtClient
+    from marketdata.tests.conftest import no_budget
+    from marketdata.tests.fakes import FakeExchange
+
+    fake = FakeExchange(now=datetime.now(UTC))
+    client = CcxtClient(
+        exchange_id="fakex", exchange=fake, sleep=lambda s: None, budget=no_budget()
+    )
+    monkeypatch.setattr(market, "get_client", lambda: client)
+    bot = make_bot()
+    position = _open(bot, quantity="0.1", client_order_id="p")
+    api.force_authenticate(bot.owner)
+    fake.failures += [ccxt.RequestTimeout("timed out")] * 10
+    response = api.post(f"/api/positions/{position.pk}/close/", {}, format="json")
+    assert response.status_code == 503, response.content
+    assert response.json()["code"] == "price_unavailable"
+    position.refresh_from_db()
+    assert position.status == "open" and position.current_price == Decimal("100")

@@ -50,6 +50,18 @@ def asgi_server(transactional_db: Any) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_channel_layer() -> Iterator[None]:
+    """Each test runs its consumers on an event loop of its own (async_to_sync), and a Redis
+    channel layer's locks belong to the loop that first used them: a fresh layer per test, as a
+    server process has one for its one loop."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
 def _close_the_pool_after_each_test() -> Iterator[None]:
     """Consumers and the server use connections from other threads; they return them to the
     process's pool, which keeps them open. Closing it lets the test database be dropped at the

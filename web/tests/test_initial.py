@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,3 +116,35 @@ def test_its_queries_do_not_grow_with_the_data() -> None:
             assert client.get("/").status_code == 200
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if isinstance(record.msg, dict):
+            self.events.append(record.msg)
+
+
+def test_the_page_has_the_query_budget_of_the_requests_it_stands_for(settings) -> None:
+    """Its queries are those of the bodies it carries: no too_many_queries warning for them,
+    while one plain request over the limit still gets one."""
+    settings.MAX_QUERIES_PER_REQUEST = 3
+    user = make_user()
+    make_bot(owner=user)
+    client = logged_in(user)
+    handler = _Records()
+    logger = logging.getLogger("zerobot.requests")
+    logger.addHandler(handler)
+    try:
+        page = client.get("/")
+        api = client.get("/api/dashboard/performance")  # 4 queries: 1 over the limit
+    finally:
+        logger.removeHandler(handler)
+    assert page.status_code == api.status_code == 200
+    counts = {e["path"]: e["query_count"] for e in handler.events if e["event"] == "request"}
+    assert counts["/"] > 3
+    warned = [e["path"] for e in handler.events if e["event"] == "too_many_queries"]
+    assert warned == ["/api/dashboard/performance"]

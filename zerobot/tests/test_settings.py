@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 SETTINGS = Path(__file__).resolve().parents[1] / "settings.py"
 VARIABLES = [
     "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "DB_POOL_MIN_SIZE", "DB_POOL_MAX_SIZE",
-    "DB_POOL_TIMEOUT", "WEB_CONCURRENCY", "DB_POOL_OTHER_PROCESSES", "DB_POOL_COMMAND_CONNECTIONS", "REDIS_URL", "REDIS_CONNECT_TIMEOUT",
+    "DB_POOL_TIMEOUT", "WEB_CONCURRENCY", "DB_POOL_OTHER_PROCESSES", "DB_POOL_COMMAND_CONNECTIONS", "DB_POOL_DISABLED", "REDIS_URL", "REDIS_CONNECT_TIMEOUT",
     "REDIS_SOCKET_TIMEOUT", "REDIS_MAX_CONNECTIONS",
 ]  # fmt: skip
 
@@ -125,3 +125,12 @@ def test_pool_defaults_fit_a_stock_server(monkeypatch: pytest.MonkeyPatch) -> No
     # The same worker count as gunicorn.conf.py's default, for the budget check.
     assert settings["WEB_CONCURRENCY"] == 2
     assert (settings["DB_POOL_OTHER_PROCESSES"], settings["DB_POOL_COMMAND_CONNECTIONS"]) == (1, 3)
+
+
+def test_db_pool_disabled_drops_the_pool_for_benchmarks(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load(monkeypatch, DATABASE_URL="postgres://x@h/db", DB_POOL_DISABLED="1")
+    assert "pool" not in settings["DATABASES"]["default"]["OPTIONS"]
+    assert (
+        "pool"
+        in load(monkeypatch, DATABASE_URL="postgres://x@h/db")["DATABASES"]["default"]["OPTIONS"]
+    )

@@ -12,12 +12,14 @@ progress line per phase. Phases:
 3. over HTTP: gunicorn started here on 127.0.0.1 (``WEB_CONCURRENCY`` workers, default 2), N
    clients (default 8) for ``--seconds`` each on a trivial endpoint (``/healthz``, the stack's
    ceiling), the dashboard mix with full responses, and the same mix as a polling client sends
-   it (``If-None-Match``): req/s, p50/p95/p99, errors, and each mix as a share of the ceiling;
+   it (``If-None-Match``), and the full mix on a second, identical server without the pool
+   (``DB_POOL_DISABLED=1``: a new connection per request), all interleaved in ``--rounds``
+   slices: req/s, p50/p95/p99, errors, each mix as a share of the ceiling, pooled / unpooled;
 4. the dashboard page in headless Chromium (``bench_page``'s measurement): cold and warm loads,
    with the page's first data inside and without (``/?initial=0``).
 
-Not in it (yet): a dedicated benchmark database and profiles, pooled vs unpooled, indexes
-dropped, eager vs lazy serializers, the history-depth scale, the engine, and charts.
+Not in it (yet): a dedicated benchmark database and profiles, indexes dropped, eager vs lazy
+serializers, the history-depth scale, the engine, and charts.
 """
 
 from __future__ import annotations
@@ -81,25 +83,63 @@ def _http_get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
         return exc.code, dict(exc.headers)
 
 
+class Load:
+    """One kind of load, measured in slices (interleaved with the others by the caller, so a
+    noisy neighbour weighs on every kind alike): ``clients`` threads request ``paths`` in turn;
+    with ``conditional`` each client sends back the ETag it last got for a path (as a polling
+    dashboard does), kept across slices."""
+
+    def __init__(
+        self, base: str, paths: list[str], headers: dict[str, str], clients: int,
+        conditional: bool = False,
+    ) -> None:  # fmt: skip
+        self.base, self.paths, self.headers, self.clients = base, paths, headers, clients
+        self.conditional = conditional
+        self.tags: list[dict[str, str]] = [{} for _ in range(clients)]
+        self.statuses: Counter = Counter()
+        self.latencies: list[float] = []
+        self.seconds = 0.0
+
+    def run(self, seconds: float) -> None:
+        slice_ = _load(self.base, self.paths, self.headers, self.clients, seconds,
+                       self.tags if self.conditional else None)  # fmt: skip
+        self.statuses.update(slice_["statuses"])
+        self.latencies += slice_["latencies"]
+        self.seconds += seconds
+
+    def result(self) -> dict[str, Any]:
+        errors = sum(n for status, n in self.statuses.items() if status == 0 or status >= 500)
+        return {
+            "clients": self.clients,
+            "seconds": self.seconds,
+            "requests": len(self.latencies),
+            "rps": round(len(self.latencies) / self.seconds, 1) if self.seconds else 0.0,
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "errors": errors,
+            "latency_ms": _stats(self.latencies),
+        }
+
+
 def _load(
     base: str, paths: list[str], headers: dict[str, str], clients: int, seconds: float,
-    conditional: bool = False,
+    tags: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """``clients`` threads request ``paths`` in turn for ``seconds``; with ``conditional`` each
-    sends back the ETag it last got for a path (as a polling dashboard does)."""
+    """``clients`` threads request ``paths`` in turn for ``seconds``; with ``tags`` (one dict per
+    client) each sends back the ETag it last got for a path."""
     stop_at = time.monotonic() + seconds
     statuses: Counter = Counter()
     latencies: list[float] = []
     lock = threading.Lock()
+    conditional = tags is not None
 
     def client(offset: int) -> None:
-        tags: dict[str, str] = {}
+        mine: dict[str, str] = tags[offset] if tags is not None else {}
         i = offset
         while time.monotonic() < stop_at:
             path = paths[i % len(paths)]
             sent = dict(headers)
-            if conditional and path in tags:
-                sent["If-None-Match"] = tags[path]
+            if conditional and path in mine:
+                sent["If-None-Match"] = mine[path]
             started = time.perf_counter()
             try:
                 status, got = _http_get(base + path, sent)
@@ -107,7 +147,7 @@ def _load(
                 status, got = 0, {}
             elapsed = (time.perf_counter() - started) * 1000
             if conditional and got.get("ETag"):
-                tags[path] = got["ETag"]
+                mine[path] = got["ETag"]
             with lock:
                 statuses[status] += 1
                 latencies.append(elapsed)
@@ -118,16 +158,7 @@ def _load(
         thread.start()
     for thread in threads:
         thread.join(timeout=seconds + 60)
-    errors = sum(n for status, n in statuses.items() if status == 0 or status >= 500)
-    return {
-        "clients": clients,
-        "seconds": seconds,
-        "requests": len(latencies),
-        "rps": round(len(latencies) / seconds, 1),
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "errors": errors,
-        "latency_ms": _stats(latencies),
-    }
+    return {"statuses": statuses, "latencies": latencies}
 
 
 class Command(BaseCommand):
@@ -140,7 +171,11 @@ class Command(BaseCommand):
         parser.add_argument("--iterations", type=int, default=100)
         parser.add_argument("--warmup", type=int, default=20)
         parser.add_argument("--clients", type=int, default=8)
-        parser.add_argument("--seconds", type=float, default=10.0, help="per HTTP phase")
+        parser.add_argument("--seconds", type=float, default=10.0, help="per HTTP load kind")
+        parser.add_argument(
+            "--rounds", type=int, default=5,
+            help="HTTP loads are interleaved in this many slices each",
+        )  # fmt: skip
         parser.add_argument("--loads", type=int, default=5, help="page loads of each kind")
         parser.add_argument("--max-minutes", type=float, default=10.0)
         parser.add_argument(
@@ -242,45 +277,76 @@ class Command(BaseCommand):
                 rows[url] = {"cached": _stats(cached), "not_modified": _stats(not_modified)}
         return rows
 
-    def _http(self, user: Any, options: dict[str, Any]) -> dict[str, Any]:
-        from accounts.services import token_create
-
+    def _server(self, pooled: bool) -> tuple[str, subprocess.Popen]:
         port = _free_port()
-        workers = os.environ.get("WEB_CONCURRENCY", "2")
         env = {
             **os.environ,
             "DEBUG": "0", "SILK_ENABLED": "0", "MONITORING_FLUSH_SECONDS": "0",
             "SECURE_SSL_REDIRECT": "0", "GUNICORN_BIND": f"127.0.0.1:{port}",
-            "WEB_CONCURRENCY": workers, "LOG_LEVEL": "WARNING", "SECRET_KEY": settings.SECRET_KEY,
+            "WEB_CONCURRENCY": self.workers, "LOG_LEVEL": "WARNING",
+            "SECRET_KEY": settings.SECRET_KEY, "DB_POOL_DISABLED": "0" if pooled else "1",
         }  # fmt: skip
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         server = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "zerobot.wsgi"],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
+        return f"http://127.0.0.1:{port}", server
+
+    @staticmethod
+    def _stop(server: subprocess.Popen) -> None:
+        server.terminate()
         try:
-            self._wait_for(base + CEILING, server)
+            server.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+    def _http(self, user: Any, options: dict[str, Any]) -> dict[str, Any]:
+        """Two servers alike but for the pool: the pooled one takes the ceiling, full and
+        conditional mixes; the other (DB_POOL_DISABLED=1: a new server connection per request)
+        the full mix, for the pooled / unpooled ratio."""
+        from accounts.services import token_create
+
+        self.workers = os.environ.get("WEB_CONCURRENCY", "2")
+        servers: list[subprocess.Popen] = []
+        try:
+            base, server = self._server(pooled=True)
+            servers.append(server)
+            unpooled, server = self._server(pooled=False)
+            servers.append(server)
+            self._wait_for(base + CEILING, servers[0])
+            self._wait_for(unpooled + CEILING, servers[1])
             headers = {"Authorization": f"Token {token_create(user=user).key}"}
             clients, seconds = options["clients"], options["seconds"]
             for path in MIX:  # warm the workers (connections, caches)
                 _http_get(base + path, headers)
-            ceiling = _load(base, [CEILING], {}, clients, seconds)
-            full = _load(base, MIX, headers, clients, seconds)
-            conditional = _load(base, MIX, headers, clients, seconds, conditional=True)
+                _http_get(unpooled + path, headers)
+            loads = {
+                "ceiling": Load(base, [CEILING], {}, clients),
+                "mix_full": Load(base, MIX, headers, clients),
+                "mix_conditional": Load(base, MIX, headers, clients, conditional=True),
+                "mix_unpooled": Load(unpooled, MIX, headers, clients),
+            }
+            rounds = max(1, options["rounds"])
+            for _ in range(rounds):  # interleaved slices: the same noise on each kind
+                for load in loads.values():
+                    load.run(seconds / rounds)
+            measured = {name: load.result() for name, load in loads.items()}
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+            for server in servers:
+                self._stop(server)
+        ceiling = measured["ceiling"]["rps"]
         return {
-            "server": f"gunicorn, {workers} sync worker(s), 127.0.0.1",
-            "ceiling": ceiling, "mix_full": full, "mix_conditional": conditional,
-            "full_share_of_ceiling": round(full["rps"] / ceiling["rps"], 3),
-            "conditional_share_of_ceiling": round(conditional["rps"] / ceiling["rps"], 3),
-        }  # fmt: skip
+            "server": f"gunicorn, {self.workers} sync worker(s), 127.0.0.1",
+            **measured,
+            "full_share_of_ceiling": round(measured["mix_full"]["rps"] / ceiling, 3),
+            "conditional_share_of_ceiling": round(measured["mix_conditional"]["rps"] / ceiling, 3),
+            "unpooled_share_of_ceiling": round(measured["mix_unpooled"]["rps"] / ceiling, 3),
+            "pooled_vs_unpooled": round(
+                measured["mix_full"]["rps"] / max(measured["mix_unpooled"]["rps"], 0.1), 2
+            ),
+        }
 
     def _wait_for(self, url: str, server: subprocess.Popen) -> None:
         deadline = time.monotonic() + 60
@@ -375,13 +441,16 @@ class Command(BaseCommand):
                 ("dashboard mix, full responses", "mix_full", h["full_share_of_ceiling"]),
                 ("dashboard mix, If-None-Match", "mix_conditional",
                  h["conditional_share_of_ceiling"]),
+                ("dashboard mix, full, no pool (a connection per request)", "mix_unpooled",
+                 h["unpooled_share_of_ceiling"]),
             ):  # fmt: skip
                 row = h[key]
                 lat = row["latency_ms"]
                 lines.append(f"| {label} | {row['rps']:.0f} | {lat.get('p50', 0):.1f} | "
                              f"{lat.get('p95', 0):.1f} | {lat.get('p99', 0):.1f} | "
                              f"{row['errors']} | {row['statuses']} | {share:.0%} |")  # fmt: skip
-            lines.append("")
+            lines += ["", f"Pooled / unpooled (full mix, req/s): {h['pooled_vs_unpooled']:.2f}x.",
+                      ""]  # fmt: skip
         if "page" in r and "error" not in r["page"]:
             p = r["page"]
             lines += ["## Dashboard page in Chromium (navigation start -> every panel rendered)",
@@ -399,6 +468,6 @@ class Command(BaseCommand):
         for name, why in errors.items():
             lines.append(f"- {name}: not measured ({why})")
         lines += ["", "Not measured by this command yet: a dedicated benchmark database and its "
-                      "profiles, pooled vs unpooled, indexes dropped, eager vs lazy serializers, "
+                      "profiles, indexes dropped, eager vs lazy serializers, "
                       "history depth x10/x100, the engine; no charts.", ""]  # fmt: skip
         return "\n".join(lines)

@@ -88,6 +88,11 @@ class Command(BaseCommand):
             help="Also time the cached repeat and the 304 (If-None-Match) of each endpoint.",
         )  # fmt: skip
         parser.add_argument(
+            "--compare-token-lookup", action="store_true",
+            help="Also time /api/auth/me with the precompiled token lookup and with the plain "
+            "ORM query, in interleaved blocks.",
+        )  # fmt: skip
+        parser.add_argument(
             "--allow-debug", action="store_true",
             help="Measure even with DEBUG on (figures several times too high; warns).",
         )  # fmt: skip
@@ -131,6 +136,8 @@ class Command(BaseCommand):
         # --conditional measures it beside them.
         with override_settings(DASHBOARD_CACHE_SECONDS=0):
             results = self._run(client, options["path"] or DASHBOARD_PATHS, options)
+        if options["compare_token_lookup"]:
+            self._token_lookup(client, options)
         if options["conditional"]:
             self._conditional(client, options["path"] or DASHBOARD_PATHS, options, results)
         if options["baseline"]:
@@ -150,6 +157,36 @@ class Command(BaseCommand):
             response = client.get(url, headers=headers)
             timings.append((time.perf_counter() - started) * 1000)
         return timings, response
+
+    def _token_lookup(self, client: Client, options: dict[str, Any]) -> None:
+        """accounts.auth's precompiled lookup against the ORM query it replaces (kept here,
+        benchmark code), alternating blocks of 20 requests so noise falls on both alike."""
+        from accounts import auth
+        from accounts.models import ApiToken
+
+        def orm(digest: str) -> Any:
+            return ApiToken.objects.select_related("user").filter(digest=digest).first()
+
+        ways = {"precompiled": auth.token_with_user, "orm": orm}
+        timings: dict[str, list[float]] = {name: [] for name in ways}
+        for _ in range(options["warmup"]):
+            client.get("/api/auth/me")
+        try:
+            for block in range(max(2, options["iterations"] // 20)):
+                for name in sorted(ways, reverse=block % 2 == 1):
+                    auth.token_with_user = ways[name]
+                    for _ in range(20):
+                        started = time.perf_counter()
+                        client.get("/api/auth/me")
+                        timings[name].append((time.perf_counter() - started) * 1000)
+        finally:
+            auth.token_with_user = ways["precompiled"]
+        medians = {name: statistics.median(values) for name, values in timings.items()}
+        self.stdout.write(
+            f"\n/api/auth/me, token lookup: precompiled p50 {medians['precompiled']:.2f} ms, "
+            f"ORM p50 {medians['orm']:.2f} ms, ORM / precompiled "
+            f"{medians['orm'] / medians['precompiled']:.2f}x (n={len(timings['orm'])} each)"
+        )
 
     def _conditional(
         self, client: Client, urls: list[str], options: dict[str, Any], full: dict[str, float]
