@@ -1,30 +1,16 @@
-"""The ledger invariant, checked in SQL after fault and concurrency tests.
-
-Per bot: capital = initial_capital + sum(realized PnL of its fills) - sum(fees) - margin of its
-open positions, and capital is never negative.
-"""
+"""The ledger invariant, checked in SQL after fault and concurrency tests: the checks of
+``manage.py check_ledger`` (``trading.ledger``), so tests and operators apply one definition."""
 
 from __future__ import annotations
 
 from typing import Any
 
-LEDGER_SQL = """
-SELECT b.id, b.capital, b.initial_capital + COALESCE(t.pnl, 0) - COALESCE(t.fees, 0)
-       - COALESCE(p.margin, 0)
-FROM trading_bot b
-LEFT JOIN (SELECT bot_id, SUM(realized_pnl) pnl, SUM(fee) fees FROM trading_trade
-           GROUP BY bot_id) t ON t.bot_id = b.id
-LEFT JOIN (SELECT bot_id, SUM(margin) margin FROM trading_position WHERE status = 'open'
-           GROUP BY bot_id) p ON p.bot_id = b.id
-WHERE b.capital <> b.initial_capital + COALESCE(t.pnl, 0) - COALESCE(t.fees, 0)
-                   - COALESCE(p.margin, 0)
-   OR b.capital < 0
-"""
+from trading.ledger import Violation
+from trading.ledger import ledger_violations as _violations
 
 
-def ledger_violations(cursor: Any) -> list[tuple]:
-    cursor.execute(LEDGER_SQL)
-    return list(cursor.fetchall())
+def ledger_violations(cursor: Any) -> list[Violation]:
+    return _violations(cursor)
 
 
 def assert_ledger_holds(cursor: Any = None) -> None:
@@ -33,7 +19,7 @@ def assert_ledger_holds(cursor: Any = None) -> None:
         from django.db import connection
 
         with connection.cursor() as django_cursor:
-            violations = ledger_violations(django_cursor)
+            violations = _violations(django_cursor)
     else:
-        violations = ledger_violations(cursor)
-    assert not violations, f"ledger broken (bot, capital, expected): {violations[:10]}"
+        violations = _violations(cursor)
+    assert not violations, "ledger broken:\n" + "\n".join(map(str, violations[:10]))

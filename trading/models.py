@@ -18,6 +18,8 @@ from decimal import Decimal, localcontext
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Now
+from django.utils import timezone
 
 from marketdata.timeframes import Timeframe
 from trading.querysets import (
@@ -107,6 +109,27 @@ class Bot(models.Model):
         max_length=200, blank=True, default="", db_default="",
         help_text="Why the bot last changed status when a rule changed it (e.g. max drawdown).",
     )  # fmt: skip
+    strategy_params = models.JSONField(
+        default=dict, blank=True,
+        help_text="The strategy's parameters, defaults filled (trading.engine.strategies).",
+    )  # fmt: skip
+    # Engine schedule (trading.engine.schedule): a runner claims a bot when next_run_at is due
+    # and its lease is free, runs one cycle at next_run_at (its as_of), then moves next_run_at on
+    # and frees the lease. A crashed runner's lease expires and another runner picks the bot up.
+    next_run_at = models.DateTimeField(
+        default=timezone.now, db_default=Now(), help_text="When the next cycle is due (its as_of)."
+    )
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="A runner holds this bot's cycle until then."
+    )
+    lease_owner = models.CharField(max_length=64, blank=True, default="", db_default="")
+    last_cycle_at = models.DateTimeField(
+        null=True, blank=True, help_text="as_of of the last cycle."
+    )
+    last_error = models.TextField(
+        blank=True, default="", db_default="", help_text="Error of the last cycle (blank if none)."
+    )
+    cycle_count = models.PositiveBigIntegerField(default=0, db_default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -130,6 +153,11 @@ class Bot(models.Model):
         indexes = [
             # A user's bots, newest first: /api/bots/ and every dashboard "my bots" lookup.
             models.Index(fields=["owner", "-created_at", "-id"], name="bot_owner_created_idx"),
+            # The engine's claim query (trading.engine.schedule.CLAIM_SQL): active bots by due
+            # time. Partial: paused/stopped bots, usually most of them, are not in it.
+            models.Index(
+                fields=["next_run_at", "id"], name="bot_due_idx", condition=Q(status="active")
+            ),
         ]
 
     def __str__(self) -> str:

@@ -266,6 +266,8 @@ POSITION_FIELDS = (
     "realized_pnl", "fees", "unrealized_pnl",
 )  # fmt: skip
 BOT_FIELDS = (
-    "id", "name", "strategy", "status", "paper_trading", "initial_capital", "capital", "symbols",
-    "timeframe", "risk_params", "peak_equity", "max_drawdown_pct", "created_at", "updated_at",
+    "id", "name", "strategy", "strategy_params", "status", "status_reason", "paper_trading",
+    "initial_capital", "capital", "symbols", "timeframe", "risk_params", "peak_equity",
+    "max_drawdown_pct", "next_run_at", "last_cycle_at", "last_error", "cycle_count", "created_at",
+    "updated_at",
 )  # fmt: skip

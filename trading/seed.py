@@ -27,6 +27,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
 
+from trading.engine.strategies import validate_strategy
 from trading.models import (
     AccountEquitySnapshot,
     Bot,
@@ -63,7 +64,8 @@ SYMBOLS: list[tuple[str, float]] = [
     ("TRX/USDT", 0.12), ("SHIB/USDT", 0.000018), ("ATOM/USDT", 8.0), ("UNI/USDT", 7.0),
     ("XLM/USDT", 0.11), ("NEAR/USDT", 5.0), ("APT/USDT", 9.0), ("ARB/USDT", 1.1),
 ]  # fmt: skip
-STRATEGIES = ["momentum", "mean_reversion", "breakout", "grid", "dca"]
+# Built-in strategies of the engine (trading.engine.strategies), with their default parameters.
+STRATEGIES = ["momentum", "mean_reversion", "sma_cross", "manual"]
 STATUSES = (
     [Bot.Status.ACTIVE] * 6 + [Bot.Status.PAUSED] * 2 + [Bot.Status.STOPPED, Bot.Status.INACTIVE]
 )
@@ -575,7 +577,8 @@ def seed(
                 strategy = STRATEGIES[(user_index + b) % len(STRATEGIES)]
                 bots.append(Bot(
                     owner=users[name], name=f"{strategy.replace('_', ' ').title()} #{b + 1:02d}",
-                    strategy=strategy, status=rng.choice(STATUSES), paper_trading=True,
+                    strategy=strategy, strategy_params=validate_strategy(strategy, {}),
+                    status=rng.choice(STATUSES), paper_trading=True,
                     initial_capital=capital, capital=capital, symbols=[names[i] for i in picked],
                     timeframe=rng.choice(Timeframe.values), risk_params=risk,
                 ))  # fmt: skip

@@ -13,6 +13,7 @@ from typing import Any
 from rest_framework import serializers
 
 from marketdata.timeframes import Timeframe
+from trading.engine.strategies import STRATEGIES
 from trading.errors import InvalidInput
 from trading.models import Bot, Position, Trade
 from trading.querysets import BOT_FIELDS, POSITION_FIELDS, TRADE_FIELDS
@@ -71,18 +72,21 @@ class RiskParamsIn(serializers.JSONField):
             raise serializers.ValidationError(exc.message) from None
 
 
-# The one place strategy names are checked (the API; the admin and services take what it let
-# through). The bot engine's strategy registry plugs in here: until it exists, a name is a
-# lower-case identifier, e.g. momentum, mean_reversion.
-STRATEGY_PATTERN = r"^[a-z][a-z0-9_]{0,49}$"
-
-
-def strategy_field(**kwargs: Any) -> serializers.RegexField:
-    return serializers.RegexField(
-        STRATEGY_PATTERN, max_length=50,
-        error_messages={"invalid": "strategy must be a lower-case name such as momentum."},
-        help_text="Strategy name, e.g. momentum.", **kwargs,
+# Strategy names are the engine's registry (trading.engine.strategies); their parameters are
+# checked by the services against it (strategy_settings), so the API and the admin agree.
+def strategy_field(**kwargs: Any) -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=sorted(STRATEGIES),
+        error_messages={"invalid_choice": f"strategy must be one of {', '.join(sorted(STRATEGIES))}."},
+        help_text="Strategy name (README, 'How a bot trades').", **kwargs,
     )  # fmt: skip
+
+
+def strategy_params_field(**kwargs: Any) -> serializers.DictField:
+    return serializers.DictField(
+        help_text="The strategy's parameters (README, 'How a bot trades'); defaults filled in.",
+        **kwargs,
+    )
 
 
 # Fields of a bot that exist but no client writes (README, "Data model").
@@ -93,6 +97,11 @@ BOT_READ_ONLY = {
     "capital": "free cash follows from initial_capital and the fills.",
     "peak_equity": "kept from the equity snapshots.",
     "max_drawdown_pct": "kept from the equity snapshots.",
+    "status_reason": "set when a risk rule changes the status (e.g. a drawdown pause).",
+    "next_run_at": "set by the engine's schedule.",
+    "last_cycle_at": "set by the engine after each cycle.",
+    "last_error": "set by the engine after each cycle.",
+    "cycle_count": "counted by the engine.",
     "created_at": "set by the server.",
     "updated_at": "set by the server.",
 }
@@ -102,6 +111,7 @@ class BotIn(StrictSerializer):
     read_only_reasons = BOT_READ_ONLY
     name = serializers.CharField(max_length=100)
     strategy = strategy_field()
+    strategy_params = strategy_params_field(required=False)
     initial_capital = money_field(min_value=Decimal("0.00000001"))
     symbols = serializers.ListField(
         child=serializers.CharField(max_length=32), min_length=1, max_length=50
@@ -126,6 +136,7 @@ class BotUpdateIn(StrictSerializer):
     }
     name = serializers.CharField(max_length=100, required=False)
     strategy = strategy_field(required=False)
+    strategy_params = strategy_params_field(required=False)
     symbols = serializers.ListField(
         child=serializers.CharField(max_length=32), min_length=1, max_length=50, required=False
     )

@@ -342,7 +342,9 @@ MONITORING_FLUSH_SECONDS = env_float("MONITORING_FLUSH_SECONDS", 10.0, minimum=0
 POOL_LOG_SECONDS = env_float("POOL_LOG_SECONDS", 60.0, minimum=1, maximum=86400)
 MONITORING_RETENTION_HOURS = env_int("MONITORING_RETENTION_HOURS", 48, minimum=1, maximum=24 * 90)
 # Loggers that write one JSON object per line (LOGGING below).
-MONITORING_JSON_LOGGERS = ("zerobot.requests", "zerobot.slow_queries", "zerobot.pool")
+MONITORING_JSON_LOGGERS = (
+    "zerobot.requests", "zerobot.slow_queries", "zerobot.pool", "zerobot.engine.cycle",
+)  # fmt: skip
 
 # Silk (/silk/): staff only, a sample of requests, bounded storage. Outermost, so its own
 # bookkeeping writes are not counted as the endpoint's queries.
@@ -535,3 +537,18 @@ EVENTS_QUEUE_SIZE = env_int("EVENTS_QUEUE_SIZE", 10_000, minimum=10, maximum=10_
 # and refetches); a socket's login is re-checked this often (revoked sessions and tokens).
 WS_SEND_TIMEOUT_SECONDS = env_float("WS_SEND_TIMEOUT_SECONDS", 5.0, minimum=0.05, maximum=300)
 WS_REAUTH_SECONDS = env_float("WS_REAUTH_SECONDS", 60.0, minimum=1, maximum=86_400)
+
+# --- Bot engine (trading.engine; README, "How a bot trades") -------------------------------------
+# Paper execution: the fee rate charged on every fill's notional (0.001 = 0.1 %, a typical taker
+# fee) and the slippage, in % of the price, every market fill moves against the order.
+ENGINE_FEE_RATE = str(env_float("ENGINE_FEE_RATE", 0.001, minimum=0, maximum=0.1))
+ENGINE_SLIPPAGE_PCT = str(env_float("ENGINE_SLIPPAGE_PCT", 0.05, minimum=0, maximum=10))
+# Celery (trading.engine.tasks): broker for the cycle tasks; defaults to REDIS_URL's server.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "memory://")
+CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-cycle leaves the task for another
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+# The lease dispatcher (Celery beat) claims due bots this often and queues their cycles.
+ENGINE_INTERVAL_SECONDS = env_float("ENGINE_INTERVAL_SECONDS", 60.0, minimum=0.05, maximum=86_400)
+ENGINE_DISPATCH_SECONDS = env_float("ENGINE_DISPATCH_SECONDS", 5.0, minimum=0.05, maximum=3600)
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "zerobot")

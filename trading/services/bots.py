@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from trading import dataversion, locks
+from trading.engine.strategies import ParamError, get_strategy, validate_strategy
 from trading.errors import InvalidInput, InvalidState
 from trading.models import Bot, Position, Timeframe
 from trading.risk import validate_risk_params
@@ -36,6 +37,7 @@ def bot_create(
     timeframe: str = Timeframe.H1,
     risk_params: dict[str, Any] | None = None,
     paper_trading: bool = True,
+    strategy_params: dict[str, Any] | None = None,
 ) -> Bot:
     name = (name or "").strip()
     if not name:
@@ -47,12 +49,15 @@ def bot_create(
         )
     symbol_list = _symbols(symbols)
     params = validate_risk_params(risk_params)
+    strategy = (strategy or "").strip() or "manual"
+    settings = strategy_settings(strategy, strategy_params)
     try:
         with transaction.atomic():
             return Bot.objects.create(
                 owner=owner,
                 name=name,
-                strategy=(strategy or "").strip() or "manual",
+                strategy=strategy,
+                strategy_params=settings,
                 initial_capital=capital,
                 capital=capital,
                 symbols=symbol_list,
@@ -84,10 +89,24 @@ def _symbols(symbols: Iterable[str]) -> list[str]:
     return result
 
 
+def strategy_settings(strategy: str, params: Any) -> dict[str, Any]:
+    """``params`` of ``strategy`` validated by the engine's registry (defaults filled), or
+    InvalidInput naming ``strategy`` (unknown) or ``strategy_params`` (a bad parameter)."""
+    try:
+        get_strategy(strategy)
+    except ParamError as exc:
+        raise InvalidInput(str(exc), field="strategy") from None
+    try:
+        return validate_strategy(strategy, params)
+    except ParamError as exc:
+        raise InvalidInput(f"strategy_params: {exc}", field="strategy_params") from None
+
+
 def bot_changes_validate(**changes: Any) -> dict[str, Any]:
-    """Normalised settings changes (name, strategy, symbols, timeframe, risk_params), or
-    InvalidInput naming the field. Money, owner and status change elsewhere, never here."""
-    allowed = {"name", "strategy", "symbols", "timeframe", "risk_params"}
+    """Normalised settings changes (name, strategy, strategy_params, symbols, timeframe,
+    risk_params), or InvalidInput naming the field. Money, owner and status change elsewhere.
+    ``strategy_params`` alone is checked against the bot's strategy by ``bot_update``."""
+    allowed = {"name", "strategy", "strategy_params", "symbols", "timeframe", "risk_params"}
     unknown = set(changes) - allowed
     if unknown:
         raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))} here.")
@@ -103,12 +122,21 @@ def bot_changes_validate(**changes: Any) -> dict[str, Any]:
         )
     if "risk_params" in changes:
         changes["risk_params"] = validate_risk_params(changes["risk_params"])
+    if "strategy" in changes:
+        changes["strategy"] = (changes["strategy"] or "").strip() or "manual"
+        changes["strategy_params"] = strategy_settings(
+            changes["strategy"], changes.get("strategy_params")
+        )
     return changes
 
 
 def bot_update(*, bot: Bot, **changes: Any) -> Bot:
-    """Change a bot's settings (see bot_changes_validate)."""
+    """Change a bot's settings (see bot_changes_validate). A new strategy without
+    ``strategy_params`` gets its defaults; new parameters alone are checked against the bot's
+    strategy. The engine uses them from the bot's next cycle on."""
     changes = bot_changes_validate(**changes)
+    if "strategy_params" in changes and "strategy" not in changes:
+        changes["strategy_params"] = strategy_settings(bot.strategy, changes["strategy_params"])
     for field, value in changes.items():
         setattr(bot, field, value)
     try:

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from trading import seed
+from trading.tests.engine_fakes import market_clock, scripted  # noqa: F401 - engine fixtures
 
 
 def seed_user(*, bots: int, username: str = seed.DEMO_USERNAME) -> Any:

@@ -195,7 +195,7 @@ def test_bad_parameters_are_400_naming_the_parameter(
 def test_bot_create_rejects_bad_input(demo_api: APIClient, payload: dict, field: str) -> None:
     body = {
         "name": "new bot",
-        "strategy": "grid",
+        "strategy": "momentum",
         "initial_capital": "1000",
         "symbols": ["BTC/USDT"],
     }
@@ -211,7 +211,7 @@ def test_bot_create_rejects_bad_input(demo_api: APIClient, payload: dict, field:
 def test_json_numbers_keep_their_decimals(demo_api: APIClient) -> None:
     response = demo_api.post(
         "/api/bots/",
-        data=b'{"name": "exact", "strategy": "grid", "initial_capital": 1234.12345678, "symbols": ["BTC/USDT"]}',
+        data=b'{"name": "exact", "strategy": "momentum", "initial_capital": 1234.12345678, "symbols": ["BTC/USDT"]}',
         content_type="application/json",
     )
     assert response.status_code == 201, response.content
@@ -228,7 +228,7 @@ def test_json_numbers_keep_their_decimals(demo_api: APIClient) -> None:
 def test_bot_lifecycle(demo_api: APIClient, demo_user: Any) -> None:
     created = demo_api.post(
         "/api/bots/",
-        {"name": "Lifecycle", "strategy": "grid", "initial_capital": "5000",
+        {"name": "Lifecycle", "strategy": "momentum", "initial_capital": "5000",
          "symbols": ["btc/usdt", "ETH/USDT"], "risk_params": {"max_position_pct": "5"}},
         format="json",
     )  # fmt: skip

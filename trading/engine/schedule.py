@@ -1,0 +1,148 @@
+"""Lease scheduling in PostgreSQL: any number of runner processes, on any number of machines,
+share one fleet; each bot runs at most once per ``as_of`` and a crashed runner's bots are picked
+up once their lease expires.
+
+A bot is *due* when it is active, ``next_run_at <= now`` and its lease is free (none, or expired).
+``claim`` takes up to ``limit`` due bots in one statement (``CLAIM_SQL``): ``FOR UPDATE SKIP
+LOCKED`` makes concurrent claimers skip each other's rows instead of waiting, and the UPDATE sets
+the lease, so a bot claimed by one runner is not due for any other until ``lease_until``.
+``next_run_at`` does not move at claim: the cycle runs at ``as_of`` = the bot's ``next_run_at``
+(or the current grid slot when it is more than one interval late), and ``complete`` moves it one
+interval on and frees the lease in the same UPDATE, only if this runner still holds the lease. A
+runner that dies mid-cycle leaves ``next_run_at`` where it was: the next claimer runs the same
+``as_of`` again, and the cycle's deterministic client order ids make that retry record nothing
+twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from trading.models import Bot
+
+# uses bot_due_idx (partial index on (next_run_at, id) WHERE status = 'active'): an index range
+# scan up to now, in due order; rows another claimer has locked are skipped, not waited for.
+CLAIM_SQL = f"""
+WITH due AS (
+    SELECT id FROM {Bot._meta.db_table}
+    WHERE status = 'active' AND next_run_at <= %(now)s
+      AND (lease_until IS NULL OR lease_until < %(now)s)
+      {{only}}
+    ORDER BY next_run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {Bot._meta.db_table} AS b
+SET lease_until = %(until)s, lease_owner = %(runner)s
+FROM due WHERE b.id = due.id
+RETURNING b.id, b.owner_id, b.next_run_at
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    bot_id: int
+    owner_id: int
+    as_of: datetime  # the instant this cycle reads the market at and records under
+    due_at: datetime  # next_run_at when claimed (lag = start - due_at)
+
+
+def grid_slot(at: datetime, interval: float) -> datetime:
+    """The start of the ``interval``-second slot (on the Unix epoch grid) containing ``at``."""
+    seconds = int(at.timestamp() // interval * interval)
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def cycle_as_of(due_at: datetime, now: datetime, interval: float) -> datetime:
+    """A bot's next cycle instant: its ``next_run_at``, unless it is more than an interval late
+    (paused for a while, a backlog): then the current slot, so it never trades stale instants."""
+    if (now - due_at).total_seconds() > interval:
+        return max(grid_slot(now, interval), due_at)
+    return due_at
+
+
+def claim(
+    *,
+    runner: str,
+    limit: int,
+    lease_seconds: float,
+    interval: float,
+    bot_ids: list[int] | None = None,
+    now: datetime | None = None,
+) -> list[Claim]:
+    """Lease up to ``limit`` due bots (of ``bot_ids`` when given) to ``runner``. One statement."""
+    now = now or timezone.now()
+    only = "AND id = ANY(%(ids)s)" if bot_ids is not None else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            CLAIM_SQL.format(only=only),
+            {
+                "now": now,
+                "limit": limit,
+                "until": now + timedelta(seconds=lease_seconds),
+                "runner": runner,
+                "ids": bot_ids,
+            },
+        )
+        rows = cursor.fetchall()
+    rows.sort(key=lambda row: (row[2], row[0]))
+    return [
+        Claim(bot_id, owner_id, cycle_as_of(due, now, interval), due)
+        for bot_id, owner_id, due in rows
+    ]
+
+
+COMPLETE_SQL = f"""
+UPDATE {Bot._meta.db_table} AS b
+SET next_run_at = GREATEST(b.next_run_at, v.as_of + %(interval)s * INTERVAL '1 second'),
+    lease_until = NULL, lease_owner = '',
+    last_cycle_at = GREATEST(b.last_cycle_at, v.as_of),
+    last_error = v.error,
+    cycle_count = b.cycle_count + CASE WHEN b.last_cycle_at = v.as_of THEN 0 ELSE 1 END
+FROM (SELECT unnest(%(ids)s::bigint[]) AS id, unnest(%(as_of)s::timestamptz[]) AS as_of,
+             unnest(%(errors)s::text[]) AS error) AS v
+WHERE b.id = v.id {{owned}}
+"""
+
+
+def complete(
+    *,
+    results: list[tuple[int, datetime, str]],
+    interval: float,
+    runner: str | None = None,
+) -> int:
+    """Record finished cycles ``(bot_id, as_of, error)`` and free their leases: one UPDATE.
+
+    ``next_run_at`` moves to ``as_of + interval`` (never backwards); ``cycle_count`` does not
+    count a retry of the bot's last ``as_of`` again (concurrent completions of one instant are
+    serialised by the row lock, and the second sees the first's ``last_cycle_at``). With ``runner``, only the bots whose
+    lease it still holds are updated (an expired lease taken over by another runner is theirs).
+    Returns the rows updated."""
+    if not results:
+        return 0
+    owned = "AND b.lease_owner = %(runner)s" if runner is not None else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            COMPLETE_SQL.format(owned=owned),
+            {
+                "ids": [r[0] for r in results],
+                "as_of": [r[1] for r in results],
+                "errors": [r[2][:2000] for r in results],
+                "interval": interval,
+                "runner": runner,
+            },
+        )
+        return cursor.rowcount
+
+
+def release(*, bot_ids: list[int], runner: str) -> int:
+    """Give leases back without running (a runner shutting down before it started them)."""
+    if not bot_ids:
+        return 0
+    return Bot.objects.filter(pk__in=bot_ids, lease_owner=runner).update(
+        lease_until=None, lease_owner=""
+    )

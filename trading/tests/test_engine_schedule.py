@@ -1,0 +1,112 @@
+"""Lease scheduling in PostgreSQL: claims skip each other, leases expire, completion moves on."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from trading.engine import schedule
+from trading.models import Bot
+from trading.tests.factories import make_bot, make_user
+
+pytestmark = [pytest.mark.postgres]
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def _fleet(n: int, *, status: str = "active", due: datetime = T0) -> list[int]:
+    owner = make_user()
+    ids = [make_bot(owner=owner, strategy="manual").pk for _ in range(n)]
+    Bot.objects.filter(pk__in=ids).update(status=status, next_run_at=due)
+    return ids
+
+
+@pytest.mark.django_db
+def test_claim_takes_due_active_bots_once_until_the_lease_expires() -> None:
+    due = _fleet(3)
+    _fleet(2, status="paused")  # never claimed
+    later = _fleet(1, due=T0 + timedelta(minutes=5))
+    now = T0 + timedelta(seconds=1)
+    first = schedule.claim(runner="a", limit=10, lease_seconds=30, interval=60, now=now)
+    assert sorted(c.bot_id for c in first) == due
+    assert all(c.as_of == T0 for c in first)
+    assert schedule.claim(runner="b", limit=10, lease_seconds=30, interval=60, now=now) == []
+    # Runner a crashed: 31 s later its leases have expired and b takes the same as_of.
+    again = schedule.claim(
+        runner="b", limit=10, lease_seconds=30, interval=60, now=now + timedelta(seconds=31)
+    )
+    assert sorted(c.bot_id for c in again) == due and {c.as_of for c in again} == {T0}
+    # a finishing late frees nothing that is b's now.
+    assert schedule.complete(results=[(due[0], T0, "")], interval=60, runner="a") == 0
+    assert schedule.complete(results=[(b, T0, "") for b in due], interval=60, runner="b") == 3
+    bot = Bot.objects.get(pk=due[0])
+    assert (bot.next_run_at, bot.lease_until, bot.last_cycle_at, bot.cycle_count) == (
+        T0 + timedelta(seconds=60), None, T0, 1,
+    )  # fmt: skip
+    assert later[0] not in [c.bot_id for c in again]
+
+
+@pytest.mark.django_db
+def test_a_retried_as_of_counts_once_and_never_moves_the_schedule_back() -> None:
+    (bot_id,) = _fleet(1)
+    schedule.complete(results=[(bot_id, T0, "")], interval=60)
+    schedule.complete(results=[(bot_id, T0, "boom")], interval=60)
+    bot = Bot.objects.get(pk=bot_id)
+    assert bot.cycle_count == 1 and bot.last_error == "boom"
+    assert bot.next_run_at == T0 + timedelta(seconds=60)
+
+
+def test_a_bot_late_by_more_than_an_interval_runs_the_current_slot() -> None:
+    due = T0 - timedelta(hours=3)
+    now = T0 + timedelta(seconds=7)
+    assert schedule.cycle_as_of(due, now, 60) == T0
+    assert schedule.cycle_as_of(T0, now, 60) == T0  # on time: its own instant
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claimers_never_take_the_same_bot() -> None:
+    ids = set(_fleet(60))
+    now = T0 + timedelta(seconds=1)
+    got: dict[str, list[int]] = {}
+    barrier = threading.Barrier(4, timeout=10)
+
+    def claimer(name: str) -> None:
+        try:
+            barrier.wait()
+            mine: list[int] = []
+            while True:
+                batch = schedule.claim(runner=name, limit=5, lease_seconds=60, interval=60, now=now)
+                if not batch:
+                    break
+                mine.extend(c.bot_id for c in batch)
+            got[name] = mine
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claimer, args=(f"r{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    claimed = [b for mine in got.values() for b in mine]
+    assert sorted(claimed) == sorted(ids)  # each exactly once, none left
+
+
+@pytest.mark.django_db
+def test_the_claim_query_uses_the_partial_due_index(django_assert_num_queries: Any) -> None:
+    _fleet(5)
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        cursor.execute(
+            "EXPLAIN " + schedule.CLAIM_SQL.format(only=""),
+            {"now": T0, "limit": 5, "until": T0, "runner": "x", "ids": None},
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("SET enable_seqscan = on")
+    assert "bot_due_idx" in plan
+    with django_assert_num_queries(1):
+        schedule.claim(runner="x", limit=5, lease_seconds=5, interval=60, now=T0)
