@@ -285,22 +285,7 @@ class PositionViewSet(viewsets.GenericViewSet):
         data = s.PositionCloseIn(data=request.data)
         data.is_valid(raise_exception=True)
         position = services.position_close_at_market(position=position, **data.validated_data)
-        _publish_close(position)
         return Response(self.get_queryset().filter(pk=position.pk).api_rows().first())
-
-
-def _publish_close(position: Position) -> None:
-    """Live updates of an API close: its fill, and the close if it was the last fill.
-
-    Published here because ``position_close`` does not return its trade; once the services
-    publish themselves (README, "Live events"), this goes. A retried order publishes its fill
-    again: the page ignores a trade id it already shows.
-    """
-    trade = Trade.objects.filter(position_id=position.pk).order_by("-executed_at", "-id").first()
-    if trade is not None:
-        events.publish_fill(trade=trade)
-    if position.status == Position.Status.CLOSED:
-        events.publish_position_closed(position=position, reason=position.close_reason or "manual")
 
 
 # --- Trades -------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
-from trading import locks
+from trading import events, locks
 from trading.errors import InvalidInput
 from trading.models import AccountEquitySnapshot, Bot, EquitySnapshot, Position
 from trading.risk import RiskLimits, drawdown_pct
@@ -72,6 +72,10 @@ def equity_snapshot_record(*, bot: Bot, taken_at: datetime | None = None) -> Equ
         Bot.objects.filter(pk=bot.pk).update(
             **changes
         )  # the snapshot's post_save moved the version
+        events.publish_equity_snapshot(snapshot=snapshot)  # after commit
+        if changes.get("status") == Bot.Status.PAUSED:
+            locked.status, locked.status_reason = Bot.Status.PAUSED, changes["status_reason"]
+            events.publish_bot_status(bot=locked)
     return snapshot
 
 

@@ -13,7 +13,7 @@ from django.db.models import Case, Count, F, Value, When
 
 from marketdata.clients.base import MarketDataError
 from marketdata.services import ticker_invalidate
-from trading import dataversion, locks
+from trading import dataversion, events, locks
 from trading.errors import (
     InsufficientCapital,
     InvalidInput,
@@ -172,7 +172,8 @@ def _pause_for_drawdown(bot: Bot) -> None:
         limit=RiskLimits.of(bot.risk_params).max_drawdown_pct,
     )
     Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.PAUSED, status_reason=reason)
-    dataversion.bump_on_commit(bot.owner_id)
+    bot.status, bot.status_reason = Bot.Status.PAUSED, reason
+    events.publish_bot_status(bot=bot)  # moves the data version too
 
 
 def _open(
@@ -223,7 +224,7 @@ def _open(
         margin=margin,
         fees=fee,
     )
-    Trade.objects.create(
+    trade = Trade.objects.create(
         owner_id=bot.owner_id,
         bot=bot,
         position=position,
@@ -239,6 +240,9 @@ def _open(
     )
     stats_add(bot=bot, symbol=symbol, day=executed_at, fee=fee, pnl=ZERO)
     transaction.on_commit(lambda: ticker_invalidate(symbol=symbol), robust=True)
+    # Live updates, sent once this transaction commits (never for a rolled-back or replayed order).
+    events.publish_fill(trade=trade)
+    events.publish_position_opened(position=position)
     return position
 
 
@@ -352,7 +356,7 @@ def _close(
         raise InsufficientCapital(
             "The fee of this close exceeds what the position returns and the bot's cash."
         )
-    Trade.objects.create(
+    trade = Trade.objects.create(
         owner_id=locked.owner_id,
         bot_id=locked.bot_id,
         position=locked,
@@ -392,6 +396,9 @@ def _close(
     )
     symbol = locked.symbol
     transaction.on_commit(lambda: ticker_invalidate(symbol=symbol), robust=True)
+    events.publish_fill(trade=trade)  # after commit, as every event
+    if full:
+        events.publish_position_closed(position=locked, reason=reason)
 
 
 def position_close_at_market(

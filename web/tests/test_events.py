@@ -16,6 +16,7 @@ from django.db import transaction
 from rest_framework.test import APIClient
 
 from trading import events, services
+from trading.errors import InvalidState
 from trading.tests.factories import make_bot
 
 BTC = "BTC/USDT"
@@ -109,7 +110,7 @@ def test_with_redis_down_a_close_through_the_api_still_succeeds(
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "closed"
     assert fresh_outbox.flush(10)
-    assert fresh_outbox.queued == 2  # the fill and the close
+    assert fresh_outbox.queued == 4  # the opening fill and the opened position, then the close's
     assert fresh_outbox.sent == 0
     assert fresh_outbox.failed >= 2  # sequence numbers and sends, logged, not raised
 
@@ -209,3 +210,44 @@ def test_without_redis_sequences_are_per_process_and_per_user(settings: Any) -> 
 def test_user_groups_are_per_user() -> None:
     assert events.user_group(7) == "user.7"
     assert events.user_group(7) != events.user_group(77)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_services_publish_every_fill_once_after_commit(
+    fresh_outbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever trades (the API, the admin, the engine), the services publish: a fill and the
+    position opened; on a partial close a fill; on the last fill a fill and the close with its
+    reason. A replayed order and a refused one publish nothing."""
+    sent: list[tuple[str, dict]] = []
+    monkeypatch.setattr(
+        fresh_outbox, "put", lambda item: sent.append((item.kind, orjson.loads(item.data)))
+    )
+    bot = make_bot()
+    position = services.position_open(
+        bot=bot, symbol=BTC, side="long", quantity="0.1", price="50000", client_order_id="o-1"
+    )
+    assert [kind for kind, _ in sent] == [events.FILL, events.POSITION_OPENED]
+    assert sent[1][1]["id"] == position.pk
+    services.position_open(
+        bot=bot, symbol=BTC, side="long", quantity="0.1", price="50000", client_order_id="o-1"
+    )  # a retry of the same order
+    assert len(sent) == 2
+    services.position_close(
+        position=position, client_order_id="c-1", price="51000", quantity=Decimal("0.05")
+    )
+    assert [kind for kind, _ in sent[2:]] == [events.FILL]
+    services.position_close(position=position, client_order_id="c-2", price="52000")
+    assert [kind for kind, _ in sent[3:]] == [events.FILL, events.POSITION_CLOSED]
+    assert sent[4][1]["reason"] == "manual" and sent[4][1]["status"] == "closed"
+    bot.refresh_from_db()
+    services.bot_set_status(bot=bot, status="paused")
+    sent.clear()
+    with pytest.raises(InvalidState):  # a paused bot opens nothing
+        services.position_open(
+            bot=bot, symbol=BTC, side="long", quantity="0.1", price="50000", client_order_id="o-2"
+        )
+    assert [kind for kind, _ in sent if kind == events.FILL] == []
+    snapshot = services.equity_snapshot_record(bot=bot)
+    assert (events.EQUITY_SNAPSHOT, snapshot.pk) in [(k, d.get("id")) for k, d in sent]
