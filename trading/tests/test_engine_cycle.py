@@ -232,11 +232,10 @@ def test_query_budget_is_the_same_for_1_and_50_positions_plus_a_fixed_number_per
     # Inside the test's transaction each atomic block adds SAVEPOINT + RELEASE (2 statements
     # that a production cycle, in autocommit, does not send). Expected, whatever the positions:
     #   load (3): the bots, their open positions, their fills at as_of
-    #   mark (2 + 2): positions_mark's UPDATE (it locks in its subquery) and the owners whose
-    #     data version moves
+    #   mark (1 + 2): positions_mark's one statement (locks, updates, answers the owners)
     #   snapshot batch (8 + 2): owner lock, bots lock, open-position totals per bot, previous
     #     snapshot per bot, INSERT of the snapshots, 2 for the account row, peaks/drawdowns
-    assert counts == [17, 17]
+    assert counts == [16, 16]
 
     # Orders: each costs the same fixed number of statements.
     per_order = []
