@@ -68,6 +68,7 @@ def test_the_fill_payload_is_the_api_row() -> None:
     bot = make_bot()
     position = _open(bot)
     trade = position.trades.get()
+    assert events.outbox.flush(10)  # the opening's own events went out before we listen
     layer = get_channel_layer()
 
     async def listen() -> dict[str, Any]:

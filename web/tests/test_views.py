@@ -136,6 +136,8 @@ def test_a_close_through_the_api_publishes_its_fill_and_the_close(monkeypatch: A
         bot=bot, symbol="BTC/USDT", side="long", quantity="0.2", price="50000",
         client_order_id="open-1",
     )  # fmt: skip
+    assert [kind for _, kind, _ in published] == ["fill", "position_opened"]  # the services'
+    published.clear()
     api = APIClient()
     api.force_authenticate(bot.owner)
     partial = api.post(
