@@ -37,6 +37,7 @@ user = get_user_model().objects.create_user(
     is_superuser=True)
 bot = services.bot_create(owner=user, name="faults", strategy="momentum",
                           initial_capital=Decimal("1000000"), symbols=["BTC/USDT"])
+bot = services.bot_set_status(bot=bot, status="active")  # only an active bot opens positions
 position = services.position_open(bot=bot, symbol="BTC/USDT", side="long", quantity="100000",
                                   price="1", client_order_id="open-1")
 session = SessionStore()

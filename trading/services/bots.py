@@ -8,9 +8,11 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from marketdata import prices as market_prices
+from marketdata.clients.base import MarketDataError
 from trading import dataversion, locks
 from trading.engine.strategies import ParamError, get_strategy, validate_strategy
-from trading.errors import InvalidInput, InvalidState
+from trading.errors import InvalidInput, InvalidState, PriceUnavailable
 from trading.models import Bot, Position, Timeframe
 from trading.risk import validate_risk_params
 from trading.services._common import decimal_arg
@@ -86,6 +88,17 @@ def _symbols(symbols: Iterable[str]) -> list[str]:
         raise InvalidInput("symbols must name at least one symbol.", field="symbols")
     if len(result) > MAX_SYMBOLS_PER_BOT:
         raise InvalidInput(f"A bot trades at most {MAX_SYMBOLS_PER_BOT} symbols.", field="symbols")
+    try:
+        unknown = market_prices.unlisted(result)  # the venue's markets (ccxt: loaded once)
+    except MarketDataError as exc:
+        raise PriceUnavailable(
+            f"The exchange cannot say which symbols it lists right now ({exc.message}): retry."
+        ) from None
+    if unknown:
+        raise InvalidInput(
+            f"The exchange has no market {', '.join(unknown)}: a bot trades listed symbols only.",
+            field="symbols",
+        )
     return result
 
 

@@ -379,3 +379,24 @@ def test_the_same_orders_sent_by_8_threads_at_once_are_recorded_once() -> None:
     assert Position.objects.filter(bot=bot).count() == 10
     assert bot.capital == Decimal("1000") - 10 * (Decimal("0.01") + Decimal("0.001"))
     assert bot.capital == ledger_capital(bot)
+
+
+@pytest.mark.django_db
+def test_a_bot_trades_only_symbols_the_venue_lists() -> None:
+    from trading.errors import InvalidInput
+    from trading.tests.factories import make_user
+
+    owner = make_user()
+    with pytest.raises(InvalidInput) as refused:
+        services.bot_create(
+            owner=owner, name="made up", strategy="sma_cross", initial_capital="1000",
+            symbols=["BTC/USDT", "NOPE/USDT"],
+        )  # fmt: skip
+    assert refused.value.field == "symbols" and "NOPE/USDT" in refused.value.message
+    bot = services.bot_create(
+        owner=owner, name="listed", strategy="sma_cross", initial_capital="1000",
+        symbols=["btc/usdt", "ETH/USDT:USDT"],
+    )  # fmt: skip
+    assert bot.symbols == ["BTC/USDT", "ETH/USDT:USDT"]
+    with pytest.raises(InvalidInput):
+        services.bot_update(bot=bot, symbols=["FOO/BAR"])
