@@ -11,9 +11,10 @@ Where the bumps come from (each after commit, never for a rolled-back write):
   update and delete) and any fill or snapshot written without an event. Deleting a bot bumps
   once for all it owned (no receiver on the children: their cascade stays a fast delete).
 
-A write that bypasses both (a queryset ``.update()`` or raw SQL without an event, e.g. the
-rebuilds) must call ``bump_on_commit(owner_id)`` itself; until then the cached responses are at
-most ``DASHBOARD_CACHE_SECONDS`` old. Without Redis (or while it fails) there is no version:
+A write that bypasses both (a queryset ``.update()`` or raw SQL without an event) must call
+``bump_on_commit(owner_id)`` itself, as ``positions_mark``, ``bot_set_status``, the drawdown
+pause, ``stats_rebuild`` and ``account_equity_rebuild`` do; one that forgets serves cached bodies
+and 304s until the ``DASHBOARD_CACHE_SECONDS`` bucket ends. Without Redis (or while it fails) there is no version:
 ``current`` answers None and the dashboard answers in full, uncached.
 """
 
