@@ -592,3 +592,26 @@ def test_a_close_at_market_without_a_market_price_is_a_503_not_a_fill(
     assert response.json()["code"] == "price_unavailable"
     position.refresh_from_db()
     assert position.status == "open" and position.current_price == Decimal("100")
+
+
+@pytest.mark.django_db
+def test_trades_per_day_counts_the_utc_day_whatever_the_offset_of_executed_at() -> None:
+    """executed_at may carry any offset: the limit reads the count of its UTC day, the day the
+    fill is added to (before: the refusal read the offset's local date, so 22:00Z written as
+    03:00+05:00 read the next day's empty count and a third trade passed a limit of 2)."""
+    from datetime import timezone as dt_timezone
+
+    bot = make_bot(risk_params={"max_position_pct": "100", "max_trades_per_day": 2})
+    plus5 = dt_timezone(timedelta(hours=5))
+    for i, at in enumerate([
+        datetime(2026, 12, 1, 20, tzinfo=UTC).astimezone(plus5),
+        datetime(2026, 12, 1, 21, tzinfo=UTC),
+    ]):  # fmt: skip
+        services.position_open(bot=bot, symbol="BTC/USDT", side="long", quantity="0.001",
+                               price="100", client_order_id=f"d{i}", executed_at=at)  # fmt: skip
+    assert BotDailyPnl.objects.get(bot=bot).trade_count == 2
+    with pytest.raises(RiskRefused, match="max_trades_per_day"):
+        services.position_open(
+            bot=bot, symbol="BTC/USDT", side="long", quantity="0.001", price="100",
+            client_order_id="d2", executed_at=datetime(2026, 12, 1, 22, tzinfo=UTC).astimezone(plus5),
+        )  # fmt: skip
