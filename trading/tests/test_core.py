@@ -615,3 +615,27 @@ def test_trades_per_day_counts_the_utc_day_whatever_the_offset_of_executed_at() 
             bot=bot, symbol="BTC/USDT", side="long", quantity="0.001", price="100",
             client_order_id="d2", executed_at=datetime(2026, 12, 1, 22, tzinfo=UTC).astimezone(plus5),
         )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_migration_0003_gives_positions_opened_before_0002_their_liquidation_price() -> None:
+    """0002 added liquidation_price as null for every existing position: an open leveraged one
+    could never be liquidated. 0003 computes it with the one formula (a 1x long has none)."""
+    import importlib
+
+    from django.apps import apps
+
+    backfill = importlib.import_module(
+        "trading.migrations.0003_backfill_liquidation_price"
+    ).backfill
+    bot = make_bot(initial_capital=Decimal("100000"))
+    long_ = _open(bot, quantity="2", price="100", leverage="10", client_order_id="m1")
+    short = _open(bot, side="short", quantity="1", price="100", leverage="5", client_order_id="m2")
+    spot = _open(bot, quantity="1", price="100", client_order_id="m3")
+    expected = {p.pk: p.liquidation_price for p in (long_, short, spot)}
+    assert expected[long_.pk] is not None and expected[short.pk] is not None
+    assert expected[spot.pk] is None
+    Position.objects.update(liquidation_price=None)  # as 0002 left them
+    backfill(apps, None)
+    got = dict(Position.objects.values_list("pk", "liquidation_price"))
+    assert got == expected
