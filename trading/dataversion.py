@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 logger = logging.getLogger("zerobot.cache")
+_OUTAGE = {"cache_outage": True}  # one line per outage and minute (zerobot.lib.logfilters)
 
 
 def _key(owner_id: int) -> str:
@@ -49,7 +50,7 @@ def current(owner_id: int) -> int | None:
             return None
         return int(client.get(_key(owner_id)) or 0)
     except Exception as exc:  # Redis down or hung: no version, so nothing cached is trusted
-        logger.warning("data version unavailable for user %s: %s", owner_id, exc)
+        logger.warning("data version unavailable for user %s: %s", owner_id, exc, extra=_OUTAGE)
         return None
 
 
@@ -60,7 +61,7 @@ def bump(owner_id: int) -> None:
         if client is not None:
             client.incr(_key(owner_id))
     except Exception as exc:
-        logger.warning("data version not bumped for user %s: %s", owner_id, exc)
+        logger.warning("data version not bumped for user %s: %s", owner_id, exc, extra=_OUTAGE)
 
 
 def bump_on_commit(owner_id: int, using: str = DEFAULT_DB_ALIAS) -> None:
