@@ -618,15 +618,15 @@ def test_trades_per_day_counts_the_utc_day_whatever_the_offset_of_executed_at() 
 
 
 @pytest.mark.django_db
-def test_migration_0003_gives_positions_opened_before_0002_their_liquidation_price() -> None:
+def test_migration_0004_gives_positions_opened_before_0002_their_liquidation_price() -> None:
     """0002 added liquidation_price as null for every existing position: an open leveraged one
-    could never be liquidated. 0003 computes it with the one formula (a 1x long has none)."""
+    could never be liquidated. 0004 computes it with the one formula (a 1x long has none)."""
     import importlib
 
     from django.apps import apps
 
     backfill = importlib.import_module(
-        "trading.migrations.0003_backfill_liquidation_price"
+        "trading.migrations.0004_backfill_liquidation_price"
     ).backfill
     bot = make_bot(initial_capital=Decimal("100000"))
     long_ = _open(bot, quantity="2", price="100", leverage="10", client_order_id="m1")

@@ -25,6 +25,6 @@ def backfill(apps: Any, schema_editor: Any) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("trading", "0002_core")]
+    dependencies = [("trading", "0003_engine")]
 
     operations = [migrations.RunPython(backfill, migrations.RunPython.noop, elidable=True)]
