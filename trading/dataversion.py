@@ -11,9 +11,10 @@ Where the bumps come from (each after commit, never for a rolled-back write):
   update and delete) and any fill or snapshot written without an event. Deleting a bot bumps
   once for all it owned (no receiver on the children: their cascade stays a fast delete).
 
-A write that bypasses both (a queryset ``.update()`` or raw SQL without an event, e.g. the
-rebuilds) must call ``bump_on_commit(owner_id)`` itself; until then the cached responses are at
-most ``DASHBOARD_CACHE_SECONDS`` old. Without Redis (or while it fails) there is no version:
+A write that bypasses both (a queryset ``.update()`` or raw SQL without an event) must call
+``bump_on_commit(owner_id)`` itself, as ``positions_mark``, ``bot_set_status``, the drawdown
+pause, ``stats_rebuild`` and ``account_equity_rebuild`` do; one that forgets serves cached bodies
+and 304s until the ``DASHBOARD_CACHE_SECONDS`` bucket ends. Without Redis (or while it fails) there is no version:
 ``current`` answers None and the dashboard answers in full, uncached.
 """
 
@@ -26,6 +27,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 logger = logging.getLogger("zerobot.cache")
+_OUTAGE = {"cache_outage": True}  # one line per outage and minute (zerobot.lib.logfilters)
 
 
 def _key(owner_id: int) -> str:
@@ -48,7 +50,7 @@ def current(owner_id: int) -> int | None:
             return None
         return int(client.get(_key(owner_id)) or 0)
     except Exception as exc:  # Redis down or hung: no version, so nothing cached is trusted
-        logger.warning("data version unavailable for user %s: %s", owner_id, exc)
+        logger.warning("data version unavailable for user %s: %s", owner_id, exc, extra=_OUTAGE)
         return None
 
 
@@ -59,7 +61,7 @@ def bump(owner_id: int) -> None:
         if client is not None:
             client.incr(_key(owner_id))
     except Exception as exc:
-        logger.warning("data version not bumped for user %s: %s", owner_id, exc)
+        logger.warning("data version not bumped for user %s: %s", owner_id, exc, extra=_OUTAGE)
 
 
 def bump_on_commit(owner_id: int, using: str = DEFAULT_DB_ALIAS) -> None:

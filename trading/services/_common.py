@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -40,7 +40,8 @@ def aware(value: datetime | None, *, field: str) -> datetime:
         return timezone.now()
     if not isinstance(value, datetime) or timezone.is_naive(value):
         raise InvalidInput(f"{field} must be a timezone-aware (UTC) datetime.", field=field)
-    return value
+    # In UTC: the services take its .date() as the UTC day (max_trades_per_day, daily totals).
+    return value.astimezone(UTC)
 
 
 def require_fits(amount: Decimal, field: str, message: str) -> None:

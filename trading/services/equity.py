@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
-from trading import events, locks
+from trading import dataversion, events, locks
 from trading.errors import InvalidInput
 from trading.models import AccountEquitySnapshot, Bot, EquitySnapshot, Position
 from trading.risk import RiskLimits, drawdown_pct
@@ -138,6 +138,7 @@ def account_equity_rebuild(*, owner_id: int) -> None:
         "ORDER BY s.taken_at DESC LIMIT 1)"
     )
     with transaction.atomic():
+        dataversion.bump_on_commit(owner_id)  # raw SQL: no post_save
         AccountEquitySnapshot.objects.filter(owner_id=owner_id).delete()
         with connection.cursor() as cursor:
             cursor.execute(

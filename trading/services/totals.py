@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
+from trading import dataversion
 from trading.models import Bot, BotDailyPnl, BotSymbolStats, Position, Trade
 
 ZERO = Decimal("0")
@@ -84,6 +85,10 @@ def stats_rebuild(*, bot_ids: Iterable[int] | None = None) -> None:
     where_p = "" if ids is None else "AND p.bot_id IN ({})".format(",".join(["%s"] * len(ids)))
     params = [] if ids is None else ids
     with transaction.atomic():
+        # DELETE + INSERT ... SELECT send no post_save: move the owners' dashboard versions here.
+        owners = Bot.objects.all() if ids is None else Bot.objects.filter(pk__in=ids)
+        for owner_id in owners.order_by().values_list("owner_id", flat=True).distinct():
+            dataversion.bump_on_commit(owner_id)
         if ids is None:
             BotSymbolStats.objects.all().delete()
             BotDailyPnl.objects.all().delete()

@@ -187,3 +187,42 @@ def test_the_browsable_api_and_errors_are_not_cached() -> None:
     assert html.status_code == 200 and "ETag" not in html
     missing = client.get("/api/dashboard/stats", {"bot": 10**9})
     assert missing.status_code == 404 and "ETag" not in missing
+
+
+def test_the_rebuilds_move_the_version() -> None:
+    """stats_rebuild and account_equity_rebuild rewrite what /performance, /stats and the
+    equity curve read with DELETE + INSERT ... SELECT (no post_save, no event): they must move
+    the owners' versions themselves, or a cached body and its tag outlive them."""
+    user, other = make_user(), make_user()
+    bot = make_bot(owner=user)
+    others = make_bot(owner=other)
+    _open(bot)
+    services.equity_snapshot_record(bot=bot)
+    version, other_version = dataversion.current(user.pk), dataversion.current(other.pk)
+    services.stats_rebuild(bot_ids=[bot.pk])
+    assert dataversion.current(user.pk) == version + 1
+    assert dataversion.current(other.pk) == other_version  # not one of its bots
+    services.stats_rebuild()  # every bot: every owner
+    assert dataversion.current(user.pk) == version + 2
+    assert dataversion.current(other.pk) == other_version + 1
+    services.account_equity_rebuild(owner_id=user.pk)
+    assert dataversion.current(user.pk) == version + 3
+    assert others.owner_id == other.pk
+
+
+def test_a_rebuild_is_not_served_from_the_cache() -> None:
+    user = make_user()
+    bot = make_bot(owner=user)
+    client = logged_in(user)
+    _open(bot)
+    services.position_close(position=Position.objects.get(bot=bot), price="51000",
+                            client_order_id="c1")  # fmt: skip
+    from trading.models import BotSymbolStats
+
+    BotSymbolStats.objects.filter(bot=bot).update(trade_count=99)  # a drifted total, served,
+    dataversion.bump(user.pk)
+    before = client.get("/api/dashboard/performance")
+    assert before.status_code == 200 and before.json()["bots"][0]["trades"] == 99
+    services.stats_rebuild(bot_ids=[bot.pk])  # then repaired
+    after = client.get("/api/dashboard/performance", headers={"If-None-Match": before["ETag"]})
+    assert after.status_code == 200 and after.json()["bots"][0]["trades"] == 2

@@ -592,3 +592,50 @@ def test_a_close_at_market_without_a_market_price_is_a_503_not_a_fill(
     assert response.json()["code"] == "price_unavailable"
     position.refresh_from_db()
     assert position.status == "open" and position.current_price == Decimal("100")
+
+
+@pytest.mark.django_db
+def test_trades_per_day_counts_the_utc_day_whatever_the_offset_of_executed_at() -> None:
+    """executed_at may carry any offset: the limit reads the count of its UTC day, the day the
+    fill is added to (before: the refusal read the offset's local date, so 22:00Z written as
+    03:00+05:00 read the next day's empty count and a third trade passed a limit of 2)."""
+    from datetime import timezone as dt_timezone
+
+    bot = make_bot(risk_params={"max_position_pct": "100", "max_trades_per_day": 2})
+    plus5 = dt_timezone(timedelta(hours=5))
+    for i, at in enumerate([
+        datetime(2026, 12, 1, 20, tzinfo=UTC).astimezone(plus5),
+        datetime(2026, 12, 1, 21, tzinfo=UTC),
+    ]):  # fmt: skip
+        services.position_open(bot=bot, symbol="BTC/USDT", side="long", quantity="0.001",
+                               price="100", client_order_id=f"d{i}", executed_at=at)  # fmt: skip
+    assert BotDailyPnl.objects.get(bot=bot).trade_count == 2
+    with pytest.raises(RiskRefused, match="max_trades_per_day"):
+        services.position_open(
+            bot=bot, symbol="BTC/USDT", side="long", quantity="0.001", price="100",
+            client_order_id="d2", executed_at=datetime(2026, 12, 1, 22, tzinfo=UTC).astimezone(plus5),
+        )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_migration_0004_gives_positions_opened_before_0002_their_liquidation_price() -> None:
+    """0002 added liquidation_price as null for every existing position: an open leveraged one
+    could never be liquidated. 0004 computes it with the one formula (a 1x long has none)."""
+    import importlib
+
+    from django.apps import apps
+
+    backfill = importlib.import_module(
+        "trading.migrations.0004_backfill_liquidation_price"
+    ).backfill
+    bot = make_bot(initial_capital=Decimal("100000"))
+    long_ = _open(bot, quantity="2", price="100", leverage="10", client_order_id="m1")
+    short = _open(bot, side="short", quantity="1", price="100", leverage="5", client_order_id="m2")
+    spot = _open(bot, quantity="1", price="100", client_order_id="m3")
+    expected = {p.pk: p.liquidation_price for p in (long_, short, spot)}
+    assert expected[long_.pk] is not None and expected[short.pk] is not None
+    assert expected[spot.pk] is None
+    Position.objects.update(liquidation_price=None)  # as 0002 left them
+    backfill(apps, None)
+    got = dict(Position.objects.values_list("pk", "liquidation_price"))
+    assert got == expected

@@ -4,8 +4,9 @@ django-redis, with ``IGNORE_EXCEPTIONS`` and ``DJANGO_REDIS_LOG_IGNORED_EXCEPTIO
 failed cache call as ``logger.exception("Exception ignored")``: a full traceback at ERROR per call
 (hundreds a second under load while Redis is down). This filter, on the ``zerobot.cache`` logger,
 lets the first failure of an outage through as one WARNING line naming the error, then at most
-one line per ``interval`` seconds saying how many failures it held back. Any other record passes
-unchanged.
+one line per ``interval`` seconds saying how many failures it held back. Our own code's records
+about a failed Redis call (``extra={"cache_outage": True}``, e.g. ``trading.dataversion``) are
+held back in the same outage. Any other record passes unchanged.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class CacheOutageFilter(logging.Filter):
                 f.reset()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.exc_info or record.msg != "Exception ignored":
+        ignored = bool(record.exc_info) and record.msg == "Exception ignored"  # django-redis
+        if not ignored and not getattr(record, "cache_outage", False):
             return True
         now = time.monotonic()
         with self._lock:
@@ -43,13 +45,15 @@ class CacheOutageFilter(logging.Filter):
                 self._held += 1
                 return False
             held, self._held, self._last = self._held, 0, now
-        error = record.exc_info[1]
-        record.msg = "cache call failed, served as a miss: %s: %s%s"
-        record.args = (
-            type(error).__name__,
-            error,
-            f" ({held} more failure(s) in the last {self.interval:g} s not logged)" if held else "",
+        note = (
+            f" ({held} more failure(s) in the last {self.interval:g} s not logged)" if held else ""
         )
+        if ignored:
+            error = record.exc_info[1]
+            record.msg = "cache call failed, served as a miss: %s: %s%s"
+            record.args = (type(error).__name__, error, note)
+        else:
+            record.msg, record.args = record.getMessage() + note, ()
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         record.exc_info = record.exc_text = None
         return True

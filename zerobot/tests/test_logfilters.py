@@ -61,3 +61,21 @@ def test_the_next_line_says_how_many_failures_it_held_back() -> None:
     assert "2 more failure(s)" in record.getMessage()
     other = logging.LogRecord("zerobot.cache", logging.INFO, __file__, 1, "hello", None, None)
     assert f.filter(other) and other.getMessage() == "hello"
+
+
+def test_the_data_versions_failures_are_held_back_with_the_caches(
+    dead_redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """trading.dataversion reads and bumps on every dashboard request and every write: during an
+    outage its own warnings go through the same once-a-minute filter (before: one WARNING line
+    per call, the flood the filter exists to stop)."""
+    from trading import dataversion
+
+    caplog.set_level(logging.INFO, logger="zerobot.cache")
+    for owner_id in range(20):
+        assert dataversion.current(owner_id) is None  # no version: answered in full
+        dataversion.bump(owner_id)  # never raises
+    assert dead_redis.get("key") is None
+    records = [r for r in caplog.records if r.name == "zerobot.cache"]
+    assert len(records) == 1, [r.getMessage() for r in records]
+    assert records[0].levelno == logging.WARNING and "data version" in records[0].getMessage()
