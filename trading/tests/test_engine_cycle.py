@@ -198,8 +198,10 @@ def _positions(bot: Bot, n: int, at: datetime) -> None:
 
 @pytest.mark.django_db
 def test_query_budget_is_the_same_for_1_and_50_positions_plus_a_fixed_number_per_order(
-    scripted: ScriptedClient, market_clock: datetime
+    scripted: ScriptedClient, market_clock: datetime, settings: Any
 ) -> None:
+    # Bots are checked against the configured venue: list the scripted symbols there too.
+    settings.MARKET_SYMBOLS = ("BTC/USDT", "ETH/USDT", "S0/USDT", "S1/USDT")
     owner = make_user()
     symbols = ["BTC/USDT", "ETH/USDT"]
     at = market_clock - timedelta(hours=5)
