@@ -38,23 +38,44 @@ def _get(url: str, timeout: float = 30.0) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_metrics_sum_every_worker_and_workers_drain_on_exit(tmp_path: Path) -> None:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {
+def _env(port: int, **extra: str) -> dict[str, str]:
+    """A gunicorn of the project on 127.0.0.1:port against the test database."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "zerobot.test_settings",
         "DATABASE_URL": "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict),
         "DB_POOL_MIN_SIZE": "1",
         "DB_POOL_MAX_SIZE": "4",
         "SILK_ENABLED": "0",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "2",
-        "METRICS_ALLOWED_NETWORKS": "127.0.0.1/32",  # the scraper's address, configured
+        **extra,
     }
+
+
+def _wait_until_served(url: str, proc: subprocess.Popen, log_path: Path) -> None:
+    """Until ``url`` answers (30 s at most; the server's log if it never does or it exits)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            _get(url, timeout=5)
+            return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError(log_path.read_text()) from None
+            time.sleep(0.2)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_metrics_sum_every_worker_and_workers_drain_on_exit(tmp_path: Path) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = _env(
+        port,
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"),
+        WEB_CONCURRENCY="2",
+        METRICS_ALLOWED_NETWORKS="127.0.0.1/32",  # the scraper's address, configured
+    )
     (tmp_path / "prom").mkdir()
     (tmp_path / "prom" / "counter_999999.db").write_bytes(b"stale")  # from a previous run
     stderr_path = tmp_path / "gunicorn.log"
@@ -76,15 +97,8 @@ def test_metrics_sum_every_worker_and_workers_drain_on_exit(tmp_path: Path) -> N
             stderr=stderr,
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                _get(f"{base}/readyz", timeout=5)  # opens a pool in whichever worker answers
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(stderr_path.read_text()) from None
-                time.sleep(0.2)
+        # /readyz opens a pool in whichever worker answers.
+        _wait_until_served(f"{base}/readyz", proc, stderr_path)
         for _ in range(REQUESTS):
             status, _ = _get(f"{base}/healthz")
             assert status == 200
@@ -126,19 +140,13 @@ def test_a_threaded_worker_is_restarted_when_a_request_outlives_the_timeout(
     sees the connection end), and the next request is served by the new worker."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "zerobot.test_settings",
-        "DATABASE_URL": "postgres://{USER}@{HOST}:{PORT}/{NAME}".format(**connection.settings_dict),
-        "DB_POOL_MIN_SIZE": "1",
-        "DB_POOL_MAX_SIZE": "4",
-        "SILK_ENABLED": "0",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "1",
-        "GUNICORN_THREADS": "2",
-        "GUNICORN_TIMEOUT": "2",
-        "GUNICORN_GRACEFUL_TIMEOUT": "5",
-    }
+    env = _env(
+        port,
+        WEB_CONCURRENCY="1",
+        GUNICORN_THREADS="2",
+        GUNICORN_TIMEOUT="2",
+        GUNICORN_GRACEFUL_TIMEOUT="5",
+    )
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("w") as stderr:
         proc = subprocess.Popen(
@@ -146,15 +154,7 @@ def test_a_threaded_worker_is_restarted_when_a_request_outlives_the_timeout(
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                _get(f"{base}/healthz")
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(log_path.read_text()) from None
-                time.sleep(0.2)
+        _wait_until_served(f"{base}/healthz", proc, log_path)
         # Sleeps 12 s unless the watchdog ends it: the connection is cut instead of a 200.
         with pytest.raises(OSError):
             _get(f"{base}/__test/sleep?s=12", timeout=20)
