@@ -1,13 +1,16 @@
 """The dashboard in a real headless Chromium (Debian's /usr/bin/chromium via Playwright), served by
 uvicorn with the Redis channel layer, under the strict Content-Security-Policy the project serves.
 
-Fails, never skips, when Chromium is missing (`make chromium`). Screenshots: artifacts/dashboard.png
-and artifacts/dashboard-phone.png (gitignored).
+Fails, never skips, when Chromium is missing (`make chromium`). Screenshots: artifacts/dashboard.png,
+artifacts/dashboard-phone.png and artifacts/dashboard-live-fill.png (gitignored).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,9 +19,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from marketdata import prices as market_prices
 from monitoring.tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from trading import events, seed, services
 from trading.models import Bot, Position
+from trading.tests.factories import make_bot, make_user
 
 # What the project's security settings send (no inline script, websockets to 'self' only).
 CSP = (
@@ -31,6 +36,9 @@ window.__csp = [];
 document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective));
 """
 TIMEOUT = 15_000
+RUN_BOTS_TIMEOUT = 90  # s: run_bots' start-up (a Django process) and one cycle, on a loaded machine
+REPO = Path(__file__).resolve().parents[2]
+CENT = Decimal("0.01")
 # Documents fulfilled by the CSP route below carry no address-space information, and Chromium's
 # Local Network Access checks then refuse their websocket to 127.0.0.1; that check is about
 # public sites reaching a private network, which is not what this test is about.
@@ -198,3 +206,108 @@ def test_the_dashboard_renders_and_updates_live_in_chromium(
             connection.close()
             browser.close()
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 20_000
+
+
+def _run_bots(*args: str) -> subprocess.Popen:
+    """The real ``manage.py run_bots`` in a process of its own, on the test database.
+
+    A subprocess rather than a thread: the command installs SIGTERM/SIGINT handlers (only the main
+    thread may), and its fills must reach the page the way production's do, from another process
+    through Redis (its own pool, its own event sender, the server's channel layer receiving)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+        + f"/{connection.settings_dict['NAME']}",
+        "DJANGO_SETTINGS_MODULE": "zerobot.test_settings",
+        "DB_POOL_MIN_SIZE": "1", "DB_POOL_MAX_SIZE": "4", "LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "run_bots", "--quiet", *args],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_fill_of_run_bots_appears_without_a_reload(
+    asgi_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Log in, start a bot from the page, run ``run_bots``: its fill appears, no reload.
+
+    Deterministic whatever the clock says: a ``manual`` bot (no signal) holds a long whose
+    stop-loss is above the market (entered at 1.5x the synthetic venue's price, stop at 1.2x),
+    so the engine's first cycle must close it at ``stop_loss`` (exits are checked before any
+    strategy); the bot is stopped until the page starts it, and a runner claims active bots only.
+    """
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make chromium`."
+    from playwright.sync_api import expect, sync_playwright
+
+    user = make_user()
+    bot = make_bot(owner=user, strategy="manual", symbols=["BTC/USDT"], timeframe="1m")
+    market = market_prices.last_prices(["BTC/USDT"])["BTC/USDT"]
+    entry = (market * Decimal("1.5")).quantize(CENT)
+    position = services.position_open(
+        bot=bot, symbol="BTC/USDT", side="long", quantity="0.01", price=entry,
+        client_order_id="browser-live-fill", stop_loss=(market * Decimal("1.2")).quantize(CENT),
+    )  # fmt: skip
+    opening = position.trades.get()
+    # A cycle records its fills at its as_of (the bot's next_run_at, here its creation): one
+    # before the position opened is refused, so the schedule starts after the opening.
+    Bot.objects.filter(pk=bot.pk).update(next_run_at=timezone.now())
+    services.bot_set_status(bot=bot, status=Bot.Status.STOPPED)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    runner: subprocess.Popen | None = None
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(TIMEOUT)
+            page = _new_page(context)
+            page.goto(f"{asgi_server}/login/")
+            page.fill("#id_username", user.username)
+            page.fill("#id_password", "pw-for-tests-123")
+            page.click("button[type=submit]")
+            _ready(page)
+            trades = page.locator("#trades tbody tr")
+            expect(trades).to_have_count(1)
+            assert trades.first.get_attribute("data-trade") == str(opening.pk)
+            expect(page.locator(f"tr[data-position='{position.pk}']")).to_have_count(1)
+            # A reload would drop this (and every other script state).
+            page.evaluate("window.__sameDocument = true")
+
+            page.click(f"tr[data-bot='{bot.pk}'] button[data-action='start']")
+            expect(page.locator(f"tr[data-bot='{bot.pk}'] .badge.active")).to_have_count(1)
+            runner = _run_bots("--bots", str(bot.pk), "--cycles", "1", "--interval", "60")
+
+            # The engine's closing fill, pushed: bounded waits, never a hang.
+            try:
+                expect(trades).to_have_count(2, timeout=RUN_BOTS_TIMEOUT * 1000)
+            except AssertionError:
+                runner.kill()
+                out, err = runner.communicate(timeout=10)
+                pytest.fail(f"no fill on the page; run_bots said:\n{out}\n{err[-3000:]}")
+            expect(page.locator(f"tr[data-position='{position.pk}']")).to_have_count(0)
+            expect(page.locator("#activity")).to_contain_text("(stop loss)")
+            out, err = runner.communicate(timeout=RUN_BOTS_TIMEOUT)
+            assert runner.returncode == 0, err[-3000:]
+            assert "done: 1 cycles, 0 with errors" in out, out + err[-3000:]
+            fill = position.trades.exclude(pk=opening.pk).get()
+            assert fill.reason == "stop_loss" and fill.side == "sell"
+            assert trades.first.get_attribute("data-trade") == str(fill.pk)
+            assert page.evaluate("window.__sameDocument") is True
+            assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
+            assert page.evaluate("window.zbLive.state") == "live"  # pushed, not polled
+            assert page.errors == []
+            page.screenshot(path=str(ARTIFACTS / "dashboard-live-fill.png"), full_page=True)
+
+            page.wait_for_load_state("networkidle")  # the refetches the fill asked for
+            context.unroute_all(behavior="ignoreErrors")
+            page.close()
+        finally:
+            if runner is not None and runner.poll() is None:
+                runner.kill()
+                runner.communicate(timeout=10)
+            connection.close()
+            browser.close()
