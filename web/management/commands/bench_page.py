@@ -12,6 +12,14 @@ DATABASE_URL/REDIS_URL, then measures:
    arrival in the page's JavaScript, p50/p95.
 3. **Sockets**: N websocket clients of one user connected to the one server process; the
    process's resident memory before and after, and the latency of events fanned out to all N.
+4. **Sockets while bots trade** (``--trading-bots B``, 0 skips it): a fleet of B bots (users
+   ``bench-page-*``, ten bots each, replaced on each run; ``sma_cross`` 2/3 on 1m candles with
+   shorts, so they fill every few minutes of market data) run by the real ``manage.py run_bots``
+   in a subprocess for ``--trade-seconds``, while N sockets spread over the fleet's owners and
+   one Chromium page of the first owner listen: the server's resident memory sampled every
+   second (before, connected, peak, end), what the sockets received per event type, the
+   latency of the engine's fills from their commit (the stamp is taken inside the fill's
+   transaction, so it includes the commit) to the socket clients and to the page.
 
 Needs Redis (events cross processes) and data (``seed_demo``): the demo user by default.
 """
@@ -25,6 +33,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -35,8 +44,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from trading import events
-from trading.models import Bot
+from marketdata.clients.synthetic import BASE_PRICES
+from trading import events, services
+from trading.models import Bot, Trade
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -44,6 +54,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 REPO = Path(__file__).resolve().parents[3]
+FLEET_PREFIX = "bench-page-"
+WAVE = 50  # sockets opened at once (each handshake reads the session and joins a group)
 
 
 def _free_port() -> int:
@@ -83,6 +95,9 @@ class Command(BaseCommand):
         parser.add_argument("--events", type=int, default=100, help="events for the latency")
         parser.add_argument("--sockets", type=int, default=1000)
         parser.add_argument("--fanout-events", type=int, default=20)
+        parser.add_argument("--trading-bots", type=int, default=100, help="phase 4; 0 skips it")
+        parser.add_argument("--trade-seconds", type=float, default=60.0)
+        parser.add_argument("--trade-interval", type=float, default=5.0, help="run_bots --interval")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if "django_redis" not in settings.CACHES["default"]["BACKEND"]:
@@ -96,12 +111,20 @@ class Command(BaseCommand):
         base = f"http://127.0.0.1:{port}"
         server = self._start_server(port)
         try:
-            self.stdout.write(f"server: uvicorn pid {server.pid} on {base} (1 worker)")
+            self.stdout.write(
+                f"server: uvicorn pid {server.pid} on {base} (1 worker; its log: "
+                f"{self._server_log}); load average {os.getloadavg()[0]:.2f}"
+            )
             self._browser(base, user, options)
-            self._sockets(base, server.pid, user, options["sockets"], options["fanout_events"])
+            if options["sockets"] > 0 and options["fanout_events"] > 0:
+                self._sockets(base, server.pid, user, options["sockets"], options["fanout_events"])
+            if options["trading_bots"] > 0:
+                self._trading(base, server.pid, options)
         finally:
             server.terminate()
             server.wait(timeout=20)
+
+    _server_log = Path(tempfile.gettempdir()) / "bench_page-server.log"
 
     def _start_server(self, port: int) -> subprocess.Popen:
         env = {
@@ -118,7 +141,7 @@ class Command(BaseCommand):
             [sys.executable, "-m", "uvicorn", "zerobot.asgi:application", "--host", "127.0.0.1",
              "--port", str(port), "--lifespan", "off", "--ws", "websockets-sansio",
              "--log-level", "warning", "--no-access-log", "--backlog", "4096"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self._server_log.open("wb"),
         )  # fmt: skip
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -139,12 +162,35 @@ class Command(BaseCommand):
         from playwright.sync_api import sync_playwright
 
         ready_js = "() => performance.getEntriesByName('zb:panels-ready')[0].startTime"
+        # Where a load's time goes (Navigation/Resource/Paint Timing and the page's own
+        # zb:render:* measures), read after each warm load.
+        breakdown_js = """() => {
+          const nav = performance.getEntriesByType('navigation')[0];
+          const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+          const ready = performance.getEntriesByName('zb:panels-ready')[0].startTime;
+          const resources = performance.getEntriesByType('resource');
+          const out = {
+            'request sent': nav.requestStart, 'first byte (server time for /)': nav.responseStart,
+            'HTML received': nav.responseEnd, 'DOM interactive': nav.domInteractive,
+            'DOMContentLoaded end': nav.domContentLoadedEventEnd,
+            'first contentful paint': fcp ? fcp.startTime : null, 'panels ready': ready,
+            'HTML bytes (decoded)': nav.decodedBodySize,
+            'requests after the HTML': resources.length,
+            'of them from the network': resources.filter(r => r.transferSize > 0).length,
+            'requests after first paint': fcp ? resources.filter(r => r.startTime > fcp.startTime).length : null,
+          };
+          for (const m of performance.getEntriesByType('measure')) {
+            if (m.name.startsWith('zb:render:')) out[m.name.slice(3) + ' (ms)'] = m.duration;
+          }
+          return out;
+        }"""
         # Both ways of loading the page, alternated in the same run (same data, same server):
         # "island", the page as served (its first data inside: web/initial.py), and "fetch",
         # the same page without it (/?initial=0: every panel read over HTTP by the browser).
         variants = {"island": "/", "fetch": "/?initial=0"}
         cold: dict[str, list[float]] = {name: [] for name in variants}
         warm: dict[str, list[float]] = {name: [] for name in variants}
+        breakdowns: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
         latencies: list[float] = []
         bot = Bot.objects.filter(owner=user).order_by("id").first()  # before Playwright's loop
         with sync_playwright() as p:
@@ -171,6 +217,7 @@ class Command(BaseCommand):
                         page.reload()
                         page.wait_for_selector("body[data-ready='1']", timeout=30_000)
                         warm[name].append(page.evaluate(ready_js))
+                        breakdowns[name].append(page.evaluate(breakdown_js))
                         context.close()
                 # Event latency: one open page, events published from this process.
                 context = browser.new_context(storage_state=state)
@@ -210,9 +257,23 @@ class Command(BaseCommand):
             if values["island"] and values["fetch"]:
                 ratio = statistics.median(values["fetch"]) / statistics.median(values["island"])
                 self.stdout.write(f"   {label}: fetch p50 / island p50 = {ratio:.2f}x")
+        self.stdout.write(
+            "   where a warm load goes (medians; ms from navigation start unless named):"
+        )
+        for key in breakdowns["island"][0] if breakdowns["island"] else []:
+            cells = []
+            for name in variants:
+                values = [b[key] for b in breakdowns[name] if b.get(key) is not None]
+                cells.append(f"{name} {statistics.median(values):8.1f}" if values else f"{name} -")
+            self.stdout.write(f"     {key:<34} " + "   ".join(cells))
         self.stdout.write("\n2. Event latency, commit -> page JavaScript (one page):")
         self.stdout.write(f"   {_summary(latencies)}")
-        return {"cold": cold, "warm": warm, "event_latency": latencies}
+        return {
+            "cold": cold,
+            "warm": warm,
+            "event_latency": latencies,
+            "warm_breakdown": breakdowns,
+        }
 
     # --- 3: many sockets on one process -----------------------------------------------------
 
@@ -256,8 +317,15 @@ class Command(BaseCommand):
             assert hello["type"] == "hello", hello
             return ws
 
-        for start in range(0, count, 100):  # in waves: a 2-core server accepts ~100 at a time
-            sockets += await asyncio.gather(*(open_one() for _ in range(min(100, count - start))))
+        refused: list[BaseException] = []
+        for start in range(0, count, WAVE):  # in waves: what a 2-core server accepts at a time
+            opened = await asyncio.gather(
+                *(open_one() for _ in range(min(WAVE, count - start))), return_exceptions=True
+            )
+            sockets += [ws for ws in opened if not isinstance(ws, BaseException)]
+            refused += [ws for ws in opened if isinstance(ws, BaseException)]
+        if refused:
+            self.stdout.write(f"   {len(refused)} handshakes failed, first: {refused[0]!r}")
         seconds = time.monotonic() - started
         await asyncio.sleep(1)
         rss_after = _rss_mib(pid)
@@ -276,3 +344,178 @@ class Command(BaseCommand):
         await asyncio.wait_for(asyncio.gather(*readers), 120)
         await asyncio.gather(*(ws.close() for ws in sockets))
         return len(sockets), latencies, rss_after, seconds
+
+    # --- 4: many sockets while a fleet trades -------------------------------------------------
+
+    def _fleet(self, bots: int) -> tuple[list[Any], list[int]]:
+        """``bots`` active bots, ten per owner, through the services; the last run's removed."""
+        user_model = get_user_model()
+        user_model.objects.filter(username__startswith=FLEET_PREFIX).delete()
+        symbols = [f"{base}/USDT" for base in list(BASE_PRICES)[:20]]
+        owners = [
+            user_model.objects.create_user(username=f"{FLEET_PREFIX}{i}", password=None)
+            for i in range((bots + 9) // 10)
+        ]
+        ids = []
+        for i in range(bots):
+            bot = services.bot_create(
+                owner=owners[i // 10], name=f"fleet {i}", strategy="sma_cross",
+                strategy_params={"fast": 2, "slow": 3, "allow_short": True},
+                initial_capital="10000", timeframe="1m",
+                symbols=[symbols[i % 20], symbols[(i * 7 + 3) % 20]],
+            )  # fmt: skip
+            services.bot_set_status(bot=bot, status=Bot.Status.ACTIVE)
+            ids.append(bot.pk)
+        return owners, ids
+
+    def _trading(self, base: str, pid: int, options: dict[str, Any]) -> None:
+        from django.test import Client
+
+        count, seconds = options["sockets"], options["trade_seconds"]
+        owners, ids = self._fleet(options["trading_bots"])
+        cookies = []
+        for owner in owners:
+            client = Client()
+            client.force_login(owner)
+            cookies.append(client.cookies[settings.SESSION_COOKIE_NAME].value)
+        trades_before = Trade.objects.filter(bot_id__in=ids).count()
+        rss = {"before": _rss_mib(pid)}
+        runner_env = {**os.environ, "DB_POOL_MIN_SIZE": "2", "DB_POOL_MAX_SIZE": "12"}
+        command = [
+            sys.executable, "manage.py", "run_bots", "--quiet", "--bots", ",".join(map(str, ids)),
+            "--interval", str(options["trade_interval"]), "--duration", str(seconds),
+            "--concurrency", "10",
+        ]  # fmt: skip
+        page_fills: list[float] = []
+        result: dict[str, Any] = {}
+
+        def sockets_and_runner() -> None:  # its own loop, beside Playwright's in this thread
+            result.update(
+                asyncio.run(self._listen(base, cookies, count, command, runner_env, pid, rss))
+            )
+
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                context = browser.new_context()
+                host = base.split("//", 1)[1].split(":")[0]
+                context.add_cookies([{
+                    "name": settings.SESSION_COOKIE_NAME, "value": cookies[0], "domain": host,
+                    "path": "/",
+                }])  # fmt: skip
+                page = context.new_page()
+                page.goto(f"{base}/")
+                page.wait_for_selector("#live-status[data-state='live']", timeout=60_000)
+                worker = threading.Thread(target=sockets_and_runner)
+                worker.start()
+                while worker.is_alive():
+                    page.wait_for_timeout(200)
+                received = page.evaluate("window.zbLive.received")
+                page_fills = [
+                    (e["received"] - e["at"]) * 1000 for e in received if e["type"] == "fill"
+                ]
+                context.close()
+            finally:
+                browser.close()
+        if "error" in result:
+            raise CommandError(result["error"])
+        fills = Trade.objects.filter(bot_id__in=ids).count() - trades_before
+        self.stdout.write(
+            f"\n4. {result['connected']} sockets over {len(owners)} users on one server process "
+            f"while {len(ids)} bots trade (run_bots, interval {options['trade_interval']:g} s, "
+            f"{seconds:g} s; load average {os.getloadavg()[0]:.2f}):"
+        )
+        self.stdout.write(f"   run_bots: {result['runner'].strip()}")
+        self.stdout.write(f"   fills recorded: {fills}")
+        self.stdout.write(
+            f"   server RSS {rss['before']:.1f} MiB before, {rss['connected']:.1f} connected, "
+            f"peak {rss['peak']:.1f} while trading, {rss['end']:.1f} at the end: "
+            f"{(rss['peak'] - rss['before']) * 1024 / max(1, result['connected']):.1f} KiB per "
+            f"socket at the peak"
+        )
+        kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(result["kinds"].items()))
+        self.stdout.write(f"   messages received by the sockets: {kinds}")
+        self.stdout.write(f"   sockets closed by the server: {result['closed']}")
+        self.stdout.write(f"   fill, commit -> socket clients: {_summary(result['fills'])}")
+        self.stdout.write(f"   fill, commit -> the page (Chromium): {_summary(page_fills)}")
+        self.stdout.write(f"   every event, commit -> socket clients: {_summary(result['all'])}")
+
+    async def _listen(
+        self, base: str, cookies: list[str], count: int, command: list[str], env: dict, pid: int,
+        rss: dict[str, float],
+    ) -> dict[str, Any]:  # fmt: skip
+        import orjson
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        url = base.replace("http://", "ws://") + "/ws/events"
+        name = settings.SESSION_COOKIE_NAME
+
+        async def open_one(i: int) -> Any:
+            ws = await connect(url, origin=base,
+                               additional_headers={"Cookie": f"{name}={cookies[i % len(cookies)]}"},
+                               open_timeout=60, ping_interval=None, max_queue=None)  # fmt: skip
+            hello = orjson.loads(await ws.recv())
+            assert hello["type"] == "hello", hello
+            return ws
+
+        sockets = []
+        refused: list[BaseException] = []
+        for start in range(0, count, WAVE):  # in waves, as in phase 3
+            opened = await asyncio.gather(
+                *(open_one(i) for i in range(start, min(count, start + WAVE))),
+                return_exceptions=True,
+            )
+            sockets += [ws for ws in opened if not isinstance(ws, BaseException)]
+            refused += [ws for ws in opened if isinstance(ws, BaseException)]
+        if refused:
+            self.stdout.write(f"   {len(refused)} handshakes failed, first: {refused[0]!r}")
+        await asyncio.sleep(1)
+        rss["connected"] = rss["peak"] = _rss_mib(pid)
+        kinds: dict[str, int] = {}
+        fills: list[float] = []
+        every: list[float] = []
+        closed = 0
+        stop = asyncio.Event()
+
+        async def read(ws: Any) -> None:
+            nonlocal closed
+            while not stop.is_set():
+                try:
+                    text = await asyncio.wait_for(ws.recv(), 1)
+                except TimeoutError:
+                    continue
+                except ConnectionClosed:
+                    closed += 1
+                    return
+                message = orjson.loads(text)
+                latency = (time.time() - message["at"]) * 1000
+                kinds[message["type"]] = kinds.get(message["type"], 0) + 1
+                every.append(latency)
+                if message["type"] == "fill":
+                    fills.append(latency)
+
+        readers = [asyncio.create_task(read(ws)) for ws in sockets]
+        runner = await asyncio.create_subprocess_exec(
+            *command, cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        output = asyncio.create_task(runner.communicate())
+        while not output.done():
+            await asyncio.sleep(1)
+            rss["peak"] = max(rss["peak"], _rss_mib(pid))
+        out, _ = await output
+        await asyncio.sleep(2)  # the runner's last events
+        stop.set()
+        await asyncio.gather(*readers)
+        rss["end"] = _rss_mib(pid)
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+        if runner.returncode != 0:
+            return {"error": f"run_bots exited with {runner.returncode}"}
+        done = [line for line in out.decode().splitlines() if line.startswith("done:")]
+        return {
+            "connected": len(sockets), "kinds": kinds, "fills": fills, "all": every,
+            "closed": closed, "runner": done[0] if done else out.decode()[-300:],
+        }  # fmt: skip
