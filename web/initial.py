@@ -7,6 +7,13 @@ request: same scoping, parameters, serializer and renderer as over HTTP). Under 
 sync views run one at a time, so nine requests after the HTML cost nine sequential trips; here
 they cost one.
 
+With the dashboard response cache on (``DASHBOARD_CACHE_SECONDS``, a known data version: see
+``trading/conditional.py``) everything but the event number and the bot list is kept in the
+cache as one value, under the same key parts as each body's own cache (user, data version, time
+bucket) plus the candle panel's symbol and hour: a reload with no new data makes one cache read
+instead of eight in-process API requests. The bot list is always read fresh (the engine moves
+its cycle counters and last error without a data version change).
+
 The island is ``<script type="application/json">`` (no script is executed: CSP-safe), escaped as
 Django's ``json_script`` escapes (``<``, ``>``, ``&`` as ``\\u003C`` ...). The JavaScript consumes
 each entry once (web/static/web/js/api.js) and fetches over HTTP from then on.
@@ -15,16 +22,19 @@ each entry once (web/static/web/js/api.js) and fetches over HTTP from then on.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
+import time
 from datetime import UTC, datetime
 
 import orjson
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, QueryDict
 from django.urls import resolve
 from django.utils.safestring import SafeString, mark_safe
 
-from trading import events
+from trading import dataversion, events
 
 logger = logging.getLogger("zerobot.web")
 
@@ -37,6 +47,7 @@ PANEL_REQUESTS: list[tuple[str, dict[str, str]]] = [
     ("/api/dashboard/trades", {"limit": "50"}),
     ("/api/dashboard/performance", {"period": "30d"}),
 ]
+BOTS_REQUEST = PANEL_REQUESTS[1]
 # The candle panel's defaults (dashboard.html's selected options) and its window.
 CANDLE_TIMEFRAME, CANDLE_TIMEFRAME_SECONDS, CANDLE_INDICATOR, CANDLE_LIMIT = (
     "1h",
@@ -88,35 +99,66 @@ def initial_data(request: HttpRequest) -> SafeString:
     # The event number first: anything committed after it has a larger one, so the socket's
     # greeting tells the page to refetch what this data may have missed.
     seq = events.current_seq(request.user.pk)
+    # Read before the bodies: a write meanwhile leaves them under the old key (never served).
+    version = dataversion.current(request.user.pk) if settings.DASHBOARD_CACHE_SECONDS else None
     # Each embedded body has the query budget of the request it stands for (monitoring).
     request.query_budget = settings.MAX_QUERIES_PER_REQUEST * (1 + len(PANEL_REQUESTS) + 3)
-    parts: list[bytes] = []
-    bots_body: bytes | None = None
-    for path, params in PANEL_REQUESTS:
-        body = _get(request, path, params)
-        if body is None:
-            continue
-        if path == "/api/bots/":
-            bots_body = body
-        parts.append(orjson.dumps(request_key(path, params)) + b":" + body)
-    candles = _candles(request, bots_body)
+    path, params = BOTS_REQUEST
+    bots_body = _get(request, path, params)
+    parts = (
+        [] if bots_body is None else [orjson.dumps(request_key(path, params)) + b":" + bots_body]
+    )
+    key = None if version is None else _cache_key(request, version, _first_symbol(bots_body))
+    rest = None if key is None else cache.get(key)
+    if rest is None:
+        rest = _rest(request, bots_body)
+        if key is not None:
+            cache.set(key, rest, timeout=2 * settings.DASHBOARD_CACHE_SECONDS)
+    requests, candles = rest
     island = b'{"seq":%s,"requests":{%s},"candles":%s}' % (
         b"null" if seq is None else str(seq).encode(),
-        b",".join(parts),
+        b",".join([*parts, *requests]),
         candles,
     )
     return mark_safe(island.decode().translate(_ESCAPES))  # noqa: S308 - escaped like json_script
 
 
+def _rest(request: HttpRequest, bots_body: bytes | None) -> tuple[list[bytes], bytes]:
+    """Every entry but the bot list (``"key":body`` pieces), and the candle panel's data."""
+    parts: list[bytes] = []
+    for path, params in PANEL_REQUESTS:
+        if (path, params) == BOTS_REQUEST:
+            continue
+        body = _get(request, path, params)
+        if body is not None:
+            parts.append(orjson.dumps(request_key(path, params)) + b":" + body)
+    return parts, _candles(request, bots_body)
+
+
+def _cache_key(request: HttpRequest, version: int, symbol: str | None) -> str:
+    """The island's key: what each body's own cache key holds (trading/conditional.py), plus
+    what the candle panel's data depends on (its symbol, the hour its window ends in)."""
+    now = time.time()
+    ident = (
+        f"{request.user.pk}:{version}:{int(now // settings.DASHBOARD_CACHE_SECONDS)}:"
+        f"{symbol}:{int(now // CANDLE_TIMEFRAME_SECONDS)}:{settings.MARKET_DATA_PROVIDER}"
+    )
+    return "dash:island:" + hashlib.blake2b(ident.encode(), digest_size=12).hexdigest()
+
+
+def _first_symbol(bots_body: bytes | None) -> str | None:
+    if bots_body is None:
+        return None
+    symbols = sorted({s for bot in orjson.loads(bots_body)["results"] for s in bot["symbols"]})
+    return symbols[0] if symbols else None
+
+
 def _candles(request: HttpRequest, bots_body: bytes | None) -> bytes:
     """The candle panel's three bodies for the first symbol of the user's bots (what the page
     shows first), or null."""
-    if bots_body is None or settings.MARKET_DATA_PROVIDER not in LOCAL_PROVIDERS:
+    symbol = _first_symbol(bots_body)
+    if symbol is None or settings.MARKET_DATA_PROVIDER not in LOCAL_PROVIDERS:
         return b"null"
-    symbols = sorted({s for bot in orjson.loads(bots_body)["results"] for s in bot["symbols"]})
-    if not symbols:
-        return b"null"
-    symbol = symbols[0]
     now = datetime.now(UTC).timestamp()
     start = (int(now // CANDLE_TIMEFRAME_SECONDS) - CANDLE_LIMIT) * CANDLE_TIMEFRAME_SECONDS
     since = datetime.fromtimestamp(start, UTC).isoformat().replace("+00:00", "Z")

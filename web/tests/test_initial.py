@@ -12,9 +12,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from trading import seed
+from trading import seed, services
 from trading.models import Bot
 from trading.tests.factories import make_bot, make_user
+from web import initial
 from web.initial import PANEL_REQUESTS, request_key
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
@@ -148,3 +149,44 @@ def test_the_page_has_the_query_budget_of_the_requests_it_stands_for(settings) -
     assert counts["/"] > 3
     warned = [e["path"] for e in handler.events if e["event"] == "too_many_queries"]
     assert warned == ["/api/dashboard/performance"]
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_repeat_takes_the_island_from_the_cache_until_a_write(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the response cache on, a reload with no new data makes one in-process API request
+    (the bot list; the other eight bodies are one cache read), and a write of the user's is in
+    the next page at once."""
+    settings.DASHBOARD_CACHE_SECONDS = 30
+    calls: list[str] = []
+    real_get = initial._get
+    monkeypatch.setattr(
+        initial, "_get", lambda r, path, p: calls.append(path) or real_get(r, path, p)
+    )
+    user = make_user()
+    bot = make_bot(owner=user, symbols=["BTC/USDT"])
+    client = logged_in(user)
+    first = island(client.get("/"))
+    assert len(calls) == len(PANEL_REQUESTS) + 3  # the candle panel's three
+    calls.clear()
+    with CaptureQueriesContext(connection) as bots_alone:
+        assert client.get("/api/bots/", {"limit": "1000"}).status_code == 200
+    with CaptureQueriesContext(connection) as repeat:
+        again = island(client.get("/"))
+    assert again == first
+    assert calls == ["/api/bots/"]
+    assert len(repeat) == len(bots_alone)  # 1. session, 2. user, then the bot list's
+
+    services.position_open(bot=bot, symbol="BTC/USDT", side="long", quantity="0.01",
+                           price="50000", client_order_id="island-1")  # fmt: skip
+    fresh = island(client.get("/"))
+    trades = fresh["requests"][request_key("/api/dashboard/trades", {"limit": "50"})]
+    assert [t["client_order_id"] for t in trades["results"]] == ["island-1"]
+    assert fresh["candles"]["trades"]["results"][0]["client_order_id"] == "island-1"
+    # Another user's page is never this one's.
+    other = make_user()
+    make_bot(owner=other, symbols=["BTC/USDT"])
+    theirs = island(logged_in(other).get("/"))
+    assert theirs["requests"][request_key("/api/dashboard/trades", {"limit": "50"})]["total"] == 0
