@@ -19,18 +19,26 @@ function width(el) {
   return Math.max(280, Math.floor(el.getBoundingClientRect().width || el.clientWidth || 600));
 }
 
-function resizeWith(el, getPlot, height) {
-  const observer = new ResizeObserver(() => {
+// The chart's width, read once when the chart is made (the page's empty skeleton: a cheap layout)
+// and then kept by a ResizeObserver: a render never reads layout itself, so drawing the first
+// data does not force a synchronous layout of every row the other panels just inserted, and the
+// observer's first callback (same width) does not draw each chart a second time.
+function sized(el, getPlot, height) {
+  const size = { width: width(el) };
+  new ResizeObserver(() => {
+    const next = width(el); // after layout: no forced one
+    if (next === size.width) return;
+    size.width = next;
     const plot = getPlot();
-    if (plot) plot.setSize({ width: width(el), height });
-  });
-  observer.observe(el);
+    if (plot) plot.setSize({ width: next, height });
+  }).observe(el);
+  return size;
 }
 
 export function equityChart(el) {
   const height = 240;
   let plot = null;
-  resizeWith(el, () => plot, height);
+  const size = sized(el, () => plot, height);
   return {
     render(points) {
       const data = [points.map((p) => seconds(p.t)), points.map((p) => Number(p.equity))];
@@ -40,7 +48,7 @@ export function equityChart(el) {
       }
       plot = new window.uPlot(
         {
-          width: width(el),
+          width: size.width,
           height,
           series: [
             {},
@@ -100,7 +108,7 @@ export function candleChart(el) {
   const height = 320;
   let plot = null;
   let ohlc = { open: [], high: [], low: [], close: [] };
-  resizeWith(el, () => plot, height);
+  const size = sized(el, () => plot, height);
   return {
     render({ candles, indicator, indicatorLabel, fills, timeframeSeconds }) {
       const times = candles.map((c) => seconds(c[0]));
@@ -135,7 +143,7 @@ export function candleChart(el) {
       if (plot) plot.destroy();
       plot = new window.uPlot(
         {
-          width: width(el),
+          width: size.width,
           height,
           scales: { y: { range: () => [lo - pad, hi + pad] } },
           series: [
