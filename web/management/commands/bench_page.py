@@ -27,6 +27,7 @@ Needs Redis (events cross processes) and data (``seed_demo``): the demo user by 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import socket
@@ -98,6 +99,11 @@ class Command(BaseCommand):
         parser.add_argument("--trading-bots", type=int, default=100, help="phase 4; 0 skips it")
         parser.add_argument("--trade-seconds", type=float, default=60.0)
         parser.add_argument("--trade-interval", type=float, default=5.0, help="run_bots --interval")
+        parser.add_argument(
+            "--baseline", type=Path, default=None,
+            help="another checkout (e.g. `git archive main | tar -x -C DIR`): its page is served "
+            "by a second server and loaded in turn with this one's (variant 'baseline')",
+        )  # fmt: skip
 
     def handle(self, *args: Any, **options: Any) -> None:
         if "django_redis" not in settings.CACHES["default"]["BACKEND"]:
@@ -110,23 +116,35 @@ class Command(BaseCommand):
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         server = self._start_server(port)
+        baseline = None
         try:
             self.stdout.write(
                 f"server: uvicorn pid {server.pid} on {base} (1 worker; its log: "
-                f"{self._server_log}); load average {os.getloadavg()[0]:.2f}"
+                f"{self._server_log.with_suffix(f'.{port}.log')}); load average "
+                f"{os.getloadavg()[0]:.2f}"
             )
+            if options["baseline"] is not None:
+                baseline_port = _free_port()
+                baseline = self._start_server(baseline_port, cwd=options["baseline"].resolve())
+                options["baseline_url"] = f"http://127.0.0.1:{baseline_port}"
+                self.stdout.write(
+                    f"baseline: uvicorn pid {baseline.pid} serving {options['baseline']} on "
+                    f"{options['baseline_url']}"
+                )
             self._browser(base, user, options)
             if options["sockets"] > 0 and options["fanout_events"] > 0:
                 self._sockets(base, server.pid, user, options["sockets"], options["fanout_events"])
             if options["trading_bots"] > 0:
                 self._trading(base, server.pid, options)
         finally:
-            server.terminate()
-            server.wait(timeout=20)
+            for process in (server, baseline):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=20)
 
     _server_log = Path(tempfile.gettempdir()) / "bench_page-server.log"
 
-    def _start_server(self, port: int) -> subprocess.Popen:
+    def _start_server(self, port: int, cwd: Path = REPO) -> subprocess.Popen:
         env = {
             **os.environ,
             "DEBUG": "0", "DEBUG_TOOLBAR": "0", "SILK_ENABLED": "0",
@@ -141,7 +159,8 @@ class Command(BaseCommand):
             [sys.executable, "-m", "uvicorn", "zerobot.asgi:application", "--host", "127.0.0.1",
              "--port", str(port), "--lifespan", "off", "--ws", "websockets-sansio",
              "--log-level", "warning", "--no-access-log", "--backlog", "4096"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self._server_log.open("wb"),
+            cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+            stderr=self._server_log.with_suffix(f".{port}.log").open("wb"),
         )  # fmt: skip
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -186,8 +205,11 @@ class Command(BaseCommand):
         }"""
         # Both ways of loading the page, alternated in the same run (same data, same server):
         # "island", the page as served (its first data inside: web/initial.py), and "fetch",
-        # the same page without it (/?initial=0: every panel read over HTTP by the browser).
-        variants = {"island": "/", "fetch": "/?initial=0"}
+        # the same page without it (/?initial=0: every panel read over HTTP by the browser);
+        # with --baseline, also "baseline": the other checkout's page, from its own server.
+        variants = {"island": f"{base}/", "fetch": f"{base}/?initial=0"}
+        if options.get("baseline_url"):
+            variants["baseline"] = f"{options['baseline_url']}/"
         cold: dict[str, list[float]] = {name: [] for name in variants}
         warm: dict[str, list[float]] = {name: [] for name in variants}
         breakdowns: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
@@ -206,12 +228,12 @@ class Command(BaseCommand):
                 state = context.storage_state()
                 context.close()
                 for _ in range(options["loads"]):
-                    for name, path in variants.items():
+                    for name, url in variants.items():
                         # cookies only: a cold cache
                         context = browser.new_context(storage_state=state)
                         page = context.new_page()
                         page.set_viewport_size({"width": 1400, "height": 900})
-                        page.goto(f"{base}{path}")
+                        page.goto(url)
                         page.wait_for_selector("body[data-ready='1']", timeout=30_000)
                         cold[name].append(page.evaluate(ready_js))
                         page.reload()
@@ -251,12 +273,13 @@ class Command(BaseCommand):
                 browser.close()
         self.stdout.write("\n1. Load, navigation start -> every panel rendered (Performance API):")
         for name in variants:
-            self.stdout.write(f"   {name:<6} cold (empty cache): {_summary(cold[name])}")
-            self.stdout.write(f"   {name:<6} warm (reload):      {_summary(warm[name])}")
+            self.stdout.write(f"   {name:<8} cold (empty cache): {_summary(cold[name])}")
+            self.stdout.write(f"   {name:<8} warm (reload):      {_summary(warm[name])}")
         for label, values in (("cold", cold), ("warm", warm)):
-            if values["island"] and values["fetch"]:
-                ratio = statistics.median(values["fetch"]) / statistics.median(values["island"])
-                self.stdout.write(f"   {label}: fetch p50 / island p50 = {ratio:.2f}x")
+            for other in ("fetch", "baseline"):
+                if values["island"] and values.get(other):
+                    ratio = statistics.median(values[other]) / statistics.median(values["island"])
+                    self.stdout.write(f"   {label}: {other} p50 / island p50 = {ratio:.2f}x")
         self.stdout.write(
             "   where a warm load goes (medians; ms from navigation start unless named):"
         )
@@ -304,6 +327,7 @@ class Command(BaseCommand):
         import orjson
         from asgiref.sync import sync_to_async
         from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
 
         url = base.replace("http://", "ws://") + "/ws/events"
         latencies: list[float] = []
@@ -331,9 +355,10 @@ class Command(BaseCommand):
         rss_after = _rss_mib(pid)
 
         async def read(ws: Any) -> None:
-            for _ in range(fanout):
-                message = orjson.loads(await ws.recv())
-                latencies.append((time.time() - message["at"]) * 1000)
+            with contextlib.suppress(ConnectionClosed):  # closed by the server: counted below
+                for _ in range(fanout):
+                    message = orjson.loads(await ws.recv())
+                    latencies.append((time.time() - message["at"]) * 1000)
 
         readers = [asyncio.create_task(read(ws)) for ws in sockets]
         for i in range(fanout):
@@ -341,8 +366,14 @@ class Command(BaseCommand):
                 user_id, events.CYCLE_ERROR, {"bot": 0, "message": f"fan-out {i}"}
             )
             await asyncio.sleep(0.25)
-        await asyncio.wait_for(asyncio.gather(*readers), 120)
-        await asyncio.gather(*(ws.close() for ws in sockets))
+        # Bounded: what has not arrived 60 s after the last publish is reported as missing.
+        _done, pending = await asyncio.wait(readers, timeout=60)
+        for task in pending:
+            task.cancel()
+        missing = len(sockets) * fanout - len(latencies)
+        if missing:
+            self.stdout.write(f"   {missing} of {len(sockets) * fanout} messages did not arrive")
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
         return len(sockets), latencies, rss_after, seconds
 
     # --- 4: many sockets while a fleet trades -------------------------------------------------
