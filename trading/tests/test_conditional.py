@@ -173,7 +173,7 @@ def test_without_a_version_every_answer_is_full_and_untagged(monkeypatch: Any) -
     def down() -> Any:
         raise ConnectionError("redis down")
 
-    monkeypatch.setattr(dataversion, "_redis", down)
+    monkeypatch.setattr(dataversion, "shared_redis", down)
     response = client.get("/api/dashboard/stats", headers={"If-None-Match": tagged["ETag"]})
     assert response.status_code == 200 and "ETag" not in response
     assert response.json() == tagged.json()
