@@ -136,7 +136,9 @@ def hit(scope: str, ident: str, rate: str, *, now: float | None = None) -> Verdi
     return Verdict(count <= limit, count, limit, retry_after, fallback, window)
 
 
-_DECR_IF_EXISTS = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end"
+_DECR_IF_EXISTS = (
+    "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end"
+)
 
 
 def undo(scope: str, ident: str, rate: str, verdict: Verdict) -> None:
