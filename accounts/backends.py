@@ -45,14 +45,17 @@ class ThrottledModelBackend(ModelBackend):
         if not username or password is None:
             return None
         ident, rate = _ident(str(username)), settings.AUTH_ACCOUNT_FAILURE_RATE
-        verdict = throttle.peek(SCOPE, ident, rate)
+        # Counted before the password is checked and given back when it was right: checking
+        # first and counting failures after let a concurrent burst from many addresses all pass
+        # the check before any failure was counted.
+        verdict = throttle.hit(SCOPE, ident, rate)
         if not verdict.allowed:
             if request is not None:
                 request.zerobot_account_throttled = verdict.retry_after
             raise PermissionDenied("too many failed logins for this account")  # stops every backend
         user = super().authenticate(request, username=username, password=password, **kwargs)
-        if user is None:
-            throttle.hit(SCOPE, ident, rate)
+        if user is not None:
+            throttle.undo(SCOPE, ident, rate, verdict)
         return user
 
     @staticmethod

@@ -60,7 +60,8 @@ def conditional(view: Callable[..., Any]) -> Callable[..., Any]:
             return view(self, request, *args, **kwargs)
         digest = _tag(request, version, int(time.time() // seconds))
         etag = f'"{digest}"'
-        if etag in parse_etags(request.headers.get("If-None-Match", "")):
+        wanted = parse_etags(request.headers.get("If-None-Match", ""))
+        if etag in wanted or "*" in wanted:  # "*": any current body (RFC 9110 13.1.2)
             return _headers(HttpResponseNotModified(), etag)
         key = f"dash:{digest}"
         body = cache.get(key)

@@ -26,6 +26,8 @@ from typing import Any
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
+from zerobot.lib.redis_client import shared_redis
+
 logger = logging.getLogger("zerobot.cache")
 _OUTAGE = {"cache_outage": True}  # one line per outage and minute (zerobot.lib.logfilters)
 
@@ -34,18 +36,10 @@ def _key(owner_id: int) -> str:
     return f"{settings.CACHE_KEY_PREFIX}:dv:{int(owner_id)}"
 
 
-def _redis() -> Any | None:
-    if "django_redis" not in settings.CACHES["default"]["BACKEND"]:
-        return None  # local memory is per process: a version there would lie across processes
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("default")
-
-
 def current(owner_id: int) -> int | None:
     """The user's data version (0 before any write), or None when it cannot be known."""
     try:
-        client = _redis()
+        client = shared_redis()
         if client is None:
             return None
         return int(client.get(_key(owner_id)) or 0)
@@ -57,7 +51,7 @@ def current(owner_id: int) -> int | None:
 def bump(owner_id: int) -> None:
     """Move the user's version now (never raises: a failed bump is logged)."""
     try:
-        client = _redis()
+        client = shared_redis()
         if client is not None:
             client.incr(_key(owner_id))
     except Exception as exc:

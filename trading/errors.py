@@ -32,7 +32,9 @@ class RiskRefused(TradingError):
 
 
 class PriceUnavailable(TradingError):
-    """No market price could be had for a close at market (exchange down, unknown symbol)."""
+    """No market price could be had for a close at market (exchange down, unknown symbol), or
+    the venue could not say which symbols it lists. Passing: the client may retry shortly."""
 
     status_code = 503
     code = "price_unavailable"
+    retry_after = 5

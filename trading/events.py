@@ -45,6 +45,8 @@ import orjson
 from django.conf import settings
 from django.db import transaction
 
+from zerobot.lib.redis_client import shared_redis
+
 if TYPE_CHECKING:
     from trading.models import Bot, EquitySnapshot, Position, Trade
 
@@ -214,15 +216,6 @@ def _seq_key(owner_id: int) -> str:
     return f"{settings.CACHE_KEY_PREFIX}:events:seq:{owner_id}"
 
 
-def _redis() -> Any | None:
-    """The project's Redis client (django-redis), or None when there is no Redis."""
-    if "django_redis" not in settings.CACHES["default"]["BACKEND"]:
-        return None
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("default")
-
-
 _local_seq: dict[int, int] = {}  # without Redis: the last number given, per user
 _local_seq_lock = threading.Lock()
 
@@ -232,7 +225,7 @@ def _next_seqs(owner_ids: list[int]) -> list[int | None]:
 
     None when Redis failed: the event still goes out, without a number (the client refetches).
     """
-    client = _redis()
+    client = shared_redis()
     if client is None:
         numbers: list[int | None] = []
         with _local_seq_lock:
@@ -252,7 +245,7 @@ def _next_seqs(owner_ids: list[int]) -> list[int | None]:
 
 def current_seq(owner_id: int) -> int | None:
     """The last sequence number given to ``owner_id``'s events (0 if none; None if unknown)."""
-    client = _redis()
+    client = shared_redis()
     if client is None:
         with _local_seq_lock:
             return _local_seq.get(owner_id, 0)

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core import checks
+
+from zerobot.lib.redis_client import shared_redis, uses_redis
 
 
 @checks.register(checks.Tags.caches, deploy=True)
 def redis_memory_is_bounded(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Redis with no ``maxmemory`` grows until the host runs out of memory; a cache should evict
     instead (DEVELOPERS.md: ``--maxmemory 256mb --maxmemory-policy allkeys-lru``)."""
-    if "django_redis" not in settings.CACHES["default"]["BACKEND"]:
+    if not uses_redis():
         return []
     try:
-        from django_redis import get_redis_connection
-
-        config = get_redis_connection("default").config_get("maxmemory*")
+        config = shared_redis().config_get("maxmemory*")
     except Exception:  # unreachable, or CONFIG disabled (managed Redis): nothing to say
         return []
     if int(config.get("maxmemory", 0) or 0) == 0 or config.get("maxmemory-policy") == "noeviction":

@@ -3,13 +3,14 @@ throttles that trust only configured proxies and hold without Redis, the admin l
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test import Client
 from django.test.utils import override_settings
 from django.utils import timezone
@@ -284,3 +285,66 @@ def test_failed_logins_of_one_account_are_limited_across_every_address(api: APIC
     assert login(api, "bob", REMOTE_ADDR="198.51.100.1").status_code == 200
     unknown = [login(api, "nobody", "x", REMOTE_ADDR="198.51.100.2").status_code for _ in range(5)]
     assert unknown == [400] * 4 + [429]
+
+
+@pytest.mark.redis
+@override_settings(AUTH_ACCOUNT_FAILURE_RATE="4/hour")
+def test_a_concurrent_burst_of_guesses_cannot_pass_the_account_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """16 guesses at one name at once: 4 (the limit) get their password checked, 12 are refused.
+    The password check is held until every thread has been let through or refused, so the old
+    order (check the count, then count the failure) let all 16 through, every time."""
+    from django.contrib.auth.backends import ModelBackend
+    from django.core.exceptions import PermissionDenied
+
+    from accounts.backends import ThrottledModelBackend
+
+    threads, decided = 16, threading.Condition()
+    checked: list[int] = []
+    refused: list[int] = []
+    real = ModelBackend.authenticate
+
+    def held(self: Any, request: Any, username: Any = None, password: Any = None, **kw: Any) -> Any:
+        with decided:
+            checked.append(1)
+            decided.notify_all()
+            assert decided.wait_for(lambda: len(checked) + len(refused) == threads, timeout=60)
+        return real(self, request, username=username, password=password, **kw)
+
+    monkeypatch.setattr(ModelBackend, "authenticate", held)
+    barrier = threading.Barrier(threads)
+
+    def guess() -> None:
+        barrier.wait()
+        try:
+            ThrottledModelBackend().authenticate(None, username="burst", password="wrong")
+        except PermissionDenied:
+            with decided:
+                refused.append(1)
+                decided.notify_all()
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=guess) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert (len(checked), len(refused)) == (4, 12)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("store", ["redis", "redis down"])
+@override_settings(AUTH_THROTTLE_RATE="100/minute", AUTH_ACCOUNT_FAILURE_RATE="4/hour")
+def test_right_passwords_do_not_use_up_the_accounts_failure_budget(
+    api: APIClient, store: str
+) -> None:
+    """Every attempt is counted first; a right password gives its count back (in Redis, or in
+    process memory while Redis is down)."""
+    register(api, "alice")
+    dead = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
+    with override_settings(CACHES=dead) if store == "redis down" else override_settings():
+        assert [login(api, "alice").status_code for _ in range(6)] == [200] * 6
+        codes = [login(api, "alice", "wrong").status_code for _ in range(5)]
+    assert codes == [400] * 4 + [429]

@@ -209,38 +209,80 @@ def test_counts_go_to_the_request_and_to_the_shared_stats() -> None:
     assert stats[INDICATORS] == {"hit": 0, "miss": 1, "compute": 1}
 
 
-def _stampede(caches: list[MarketCache], compute: Callable[[], Computed]) -> list[object]:
+class _MissGate:
+    """Holds a stampede's computations until every thread has missed its read. A fixed sleep in
+    the computation was a bet that all threads reach their read within it: on a loaded machine a
+    late thread read the stored value (a hit) or, after a failure, computed again."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.missed: set[int] = set()
+        self.changed = threading.Condition()
+
+    def note(self, hits: object) -> None:
+        if not all(hits):  # type: ignore[call-overload]
+            with self.changed:
+                self.missed.add(threading.get_ident())
+                self.changed.notify_all()
+
+    def wait(self) -> None:
+        with self.changed:
+            if not self.changed.wait_for(lambda: len(self.missed) >= self.threads, timeout=60):
+                raise AssertionError(f"only {len(self.missed)} of {self.threads} threads missed")
+
+
+def _stampede(
+    caches: list[MarketCache],
+    compute: Callable[[], Computed],
+    monkeypatch: pytest.MonkeyPatch,
+) -> list[object]:
+    """Every cache's ``get_or_compute`` at once, from one thread each; the computation starts
+    only when all of them have missed (see ``_MissGate``)."""
     barrier = threading.Barrier(len(caches))
     results: list[object] = [None] * len(caches)
+    gate = _MissGate(len(caches))
+    note = MarketCache._note
+
+    def noting(self: MarketCache, keys: object, hits: object) -> None:
+        note(self, keys, hits)  # type: ignore[arg-type]
+        gate.note(hits)
+
+    def gated() -> Computed:
+        gate.wait()
+        return compute()
 
     def bot(i: int) -> None:
         barrier.wait()
         try:
-            results[i] = caches[i].get_or_compute(OHLCV, compute)
+            results[i] = caches[i].get_or_compute(OHLCV, gated)
         except Exception as exc:
             results[i] = exc
 
-    threads = [threading.Thread(target=bot, args=(i,)) for i in range(len(caches))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with monkeypatch.context() as patch:
+        patch.setattr(MarketCache, "_note", noting)
+        threads = [threading.Thread(target=bot, args=(i,)) for i in range(len(caches))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     return results
 
 
-def test_stampede_in_one_process_computes_once() -> None:
-    compute = Counting(delay=0.2)
+def test_stampede_in_one_process_computes_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    compute = Counting(delay=0.05)
     shared = MarketCache()
-    results = _stampede([shared] * 50, compute)
+    results = _stampede([shared] * 50, compute, monkeypatch)
     assert compute.calls == 1
     assert all(result == (compute.value, False) for result in results)
     assert shared.get_or_compute(OHLCV, compute) == (compute.value, True)
 
 
-def test_stampede_across_caches_computes_once_through_the_redis_lock() -> None:
+def test_stampede_across_caches_computes_once_through_the_redis_lock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """One MarketCache per thread: no in-process sharing, only Redis coordinates them."""
-    compute = Counting(delay=0.2)
-    results = _stampede([MarketCache() for _ in range(50)], compute)
+    compute = Counting(delay=0.05)
+    results = _stampede([MarketCache() for _ in range(50)], compute, monkeypatch)
     assert compute.calls == 1
     assert all(result == (compute.value, False) for result in results)
 
@@ -309,8 +351,8 @@ def test_a_value_stored_between_the_read_and_the_lock_is_not_recomputed() -> Non
     assert compute.calls == 0
 
 
-def test_when_the_lock_holder_fails_a_waiter_takes_over() -> None:
-    calls = Counting(delay=0.1)
+def test_when_the_lock_holder_fails_a_waiter_takes_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = Counting(delay=0.05)
 
     def flaky() -> Computed:
         value = calls()
@@ -318,22 +360,22 @@ def test_when_the_lock_holder_fails_a_waiter_takes_over() -> None:
             raise RuntimeError("exchange hiccup")
         return value
 
-    results = _stampede([MarketCache() for _ in range(20)], flaky)
+    results = _stampede([MarketCache() for _ in range(20)], flaky, monkeypatch)
     errors = [r for r in results if isinstance(r, Exception)]
     assert len(errors) == 1 and "hiccup" in str(errors[0])
     assert calls.calls == 2  # the failure, then one waiter's successful computation
     assert all(r == (calls.value, False) for r in results if r not in errors)
 
 
-def test_in_process_waiters_share_the_leaders_error() -> None:
-    calls = Counting(delay=0.1)
+def test_in_process_waiters_share_the_leaders_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = Counting(delay=0.05)
 
     def failing() -> Computed:
         calls()
         raise RuntimeError("down")
 
     shared = MarketCache()
-    results = _stampede([shared] * 10, failing)
+    results = _stampede([shared] * 10, failing, monkeypatch)
     assert calls.calls == 1
     assert all(isinstance(r, RuntimeError) for r in results)
 
@@ -381,7 +423,7 @@ def test_redis_down_still_computes_each_key_once_per_process(
     down = MarketCache(backend=_redis_at("redis://127.0.0.1:1/0"))
     compute = Counting(delay=0.2)
     with caplog.at_level(logging.WARNING, logger="marketdata.cache"):
-        results = _stampede([down] * 30, compute)  # single flight without Redis
+        results = _stampede([down] * 30, compute, monkeypatch)  # single flight without Redis
         assert down.get_or_compute(OHLCV, compute) == (compute.value, True)  # kept in memory
         for _ in range(20):
             down.get_or_compute_many([(RSI, compute), (OTHER, compute)])

@@ -466,7 +466,8 @@ def positions_mark(*, prices: Mapping[str, Decimal], bot_id: int | None = None) 
     Locks the positions it updates in pk order (level 3 of ``trading.locks``) inside that one
     statement, which also answers whose rows moved (their dashboard data version is bumped after
     commit, ``trading.dataversion``); unrealized PnL is not stored (it is computed from the mark:
-    ``trading.querysets``). In a savepoint (callable inside a caller's transaction).
+    ``trading.querysets``). In a savepoint: callable inside a caller's transaction, which may
+    then lock no bot or owner (``trading.locks`` raises ``LockOrderError``).
     """
     marks: dict[str, Decimal] = {}
     for symbol, value in prices.items():
@@ -478,6 +479,7 @@ def positions_mark(*, prices: Mapping[str, Decimal], bot_id: int | None = None) 
     if not marks:
         return 0
     with transaction.atomic():
+        locks.enter(locks.POSITIONS)  # the statement below locks them (checks the order)
         if connection.vendor == "postgresql":
             owners = _mark_sql(marks, bot_id)
         else:  # SQLite (make run): the same through the ORM, two statements

@@ -42,6 +42,11 @@ def test_etag_then_304_then_the_cached_body(django_assert_num_queries: Any) -> N
 
     again = client.get("/api/dashboard/stats", headers={"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b"" and again["ETag"] == etag
+    # "*" matches any current body; a list matches when one of its tags does.
+    star = client.get("/api/dashboard/stats", headers={"If-None-Match": "*"})
+    assert star.status_code == 304 and star["ETag"] == etag
+    listed = client.get("/api/dashboard/stats", headers={"If-None-Match": f'"stale", {etag}'})
+    assert listed.status_code == 304
 
     # A repeat without the tag: the cached body, no dashboard query (1. session, 2. user).
     with django_assert_num_queries(2):
@@ -173,7 +178,7 @@ def test_without_a_version_every_answer_is_full_and_untagged(monkeypatch: Any) -
     def down() -> Any:
         raise ConnectionError("redis down")
 
-    monkeypatch.setattr(dataversion, "_redis", down)
+    monkeypatch.setattr(dataversion, "shared_redis", down)
     response = client.get("/api/dashboard/stats", headers={"If-None-Match": tagged["ETag"]})
     assert response.status_code == 200 and "ETag" not in response
     assert response.json() == tagged.json()

@@ -590,6 +590,7 @@ def test_a_close_at_market_without_a_market_price_is_a_503_not_a_fill(
     response = api.post(f"/api/positions/{position.pk}/close/", {}, format="json")
     assert response.status_code == 503, response.content
     assert response.json()["code"] == "price_unavailable"
+    assert response["Retry-After"] == "5"
     position.refresh_from_db()
     assert position.status == "open" and position.current_price == Decimal("100")
 

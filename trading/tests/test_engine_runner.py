@@ -105,18 +105,21 @@ def test_two_runner_processes_on_one_fleet_never_run_a_bot_twice_for_one_as_of()
     second = _runner("--interval", "1.5", "--duration", "7", "--concurrency", "3")
     runs = [_cycles(_finish(p)[1]) for p in (first, second)]
     seen: dict[tuple[int, str], int] = defaultdict(int)
-    per_bot: dict[int, list[datetime]] = defaultdict(list)
+    per_bot: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
     for lines in runs:
         for line in lines:
             seen[line["bot"], line["as_of"]] += 1
-            per_bot[line["bot"]].append(datetime.fromisoformat(line["as_of"]))
+            per_bot[line["bot"]].append((datetime.fromisoformat(line["as_of"]), line["lag_s"]))
     assert seen and max(seen.values()) == 1  # no bot twice for one as_of
     assert set(per_bot) == set(ids)  # none left out
     assert all(runs), "both runners ran cycles"
-    for bot_id, instants in per_bot.items():
-        instants.sort()
-        steps = {(b - a).total_seconds() for a, b in pairwise(instants)}
-        assert steps <= {1.5}, (bot_id, instants)  # none skipped: every 1.5 s slot ran
+    for bot_id, cycles in per_bot.items():
+        cycles.sort()
+        for (a, _), (b, lag) in pairwise(cycles):
+            # None skipped: every 1.5 s slot ran, except where the cycle started more than an
+            # interval after its due time (a loaded machine): then, by design, it runs the
+            # current slot instead of trading stale instants (schedule.cycle_as_of).
+            assert (b - a).total_seconds() == 1.5 or lag > 1.5, (bot_id, cycles)
     counts = dict(Bot.objects.filter(pk__in=ids).values_list("pk", "cycle_count"))
     assert all(counts[b] == len(per_bot[b]) for b in ids)
     assert check_ledger() == []

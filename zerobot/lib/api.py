@@ -174,7 +174,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """Domain errors become 4xx with their message; an unavailable database is a 503 with
     Retry-After, never a 500; every DRF error gets the one shape (module docstring)."""
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.message, exc.code, exc.field), status=exc.status_code)
+        retry = {} if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        return Response(
+            error_body(exc.message, exc.code, exc.field), status=exc.status_code, headers=retry
+        )
     if isinstance(exc, UNAVAILABLE_ERRORS):
         return unavailable_response(exc)
     # Imported here: rest_framework.views loads the DRF settings, which import this module.

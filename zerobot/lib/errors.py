@@ -8,10 +8,13 @@ from __future__ import annotations
 
 class DomainError(Exception):
     """A request the domain refuses. ``status_code`` is the HTTP status it maps to, ``code`` the
-    error's machine-readable name, ``field`` the request field at fault (if one is)."""
+    error's machine-readable name, ``field`` the request field at fault (if one is),
+    ``retry_after`` the seconds a client should wait before trying again (a ``Retry-After``
+    header; for refusals that pass, such as an unavailable venue)."""
 
     status_code = 400
     code = "invalid"
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)

@@ -18,11 +18,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+
+from zerobot.lib.redis_client import shared_redis
 
 logger = logging.getLogger("zerobot.throttle")
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -82,9 +83,12 @@ class LocalLimiter:
             self._window[slot] = count = self._window.get(slot, 0) + 1
             return count
 
-    def peek(self, key: str, period: int, now: float) -> int:
+    def undo(self, key: str, period: int, window: int) -> None:
+        """Take back one hit of ``window`` (never below zero; nothing once the window is gone)."""
+        slot = (f"{key}|{period}", window)
         with self._lock:
-            return self._window.get((f"{key}|{period}", int(now // period)), 0)
+            if self._window.get(slot, 0) > 0:
+                self._window[slot] -= 1
 
     def clear(self) -> None:
         with self._lock:
@@ -94,15 +98,6 @@ class LocalLimiter:
 local_limiter = LocalLimiter()
 
 
-def _redis() -> Any | None:
-    backend = settings.CACHES["default"]["BACKEND"]
-    if "django_redis" not in backend:
-        return None
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("default")
-
-
 @dataclass(frozen=True)
 class Verdict:
     allowed: bool
@@ -110,6 +105,7 @@ class Verdict:
     limit: int
     retry_after: int  # seconds until the window ends
     fallback: bool  # counted in process memory: the shared store was unavailable
+    window: int = 0  # the window counted in (for ``undo``)
 
 
 def hit(scope: str, ident: str, rate: str, *, now: float | None = None) -> Verdict:
@@ -122,7 +118,7 @@ def hit(scope: str, ident: str, rate: str, *, now: float | None = None) -> Verdi
     fallback = False
     count: int | None = None
     try:
-        client = _redis()
+        client = shared_redis()
         if client is not None:
             pipe = client.pipeline(transaction=True)
             pipe.incr(f"{settings.CACHE_KEY_PREFIX}:{key}")
@@ -137,28 +133,31 @@ def hit(scope: str, ident: str, rate: str, *, now: float | None = None) -> Verdi
     if count is None:
         fallback = True
         count = local_limiter.hit(f"{scope}:{ident}", limit, period, now)
-    return Verdict(count <= limit, count, limit, retry_after, fallback)
+    return Verdict(count <= limit, count, limit, retry_after, fallback, window)
 
 
-def peek(scope: str, ident: str, rate: str, *, now: float | None = None) -> Verdict:
-    """Whether ``ident`` still has attempts left in ``scope``, without counting one."""
-    limit, period = parse_rate(rate)
-    now = time.time() if now is None else now
-    window = int(now // period)
-    retry_after = max(1, int((window + 1) * period - now))
-    key = f"throttle:{scope}:{ident}:{period}:{window}"
-    count: int | None = None
-    try:
-        client = _redis()
-        if client is not None:
-            raw = client.get(f"{settings.CACHE_KEY_PREFIX}:{key}")
-            count = int(raw) if raw is not None else 0
-        else:
-            count = int(cache.get(key, 0))
-    except Exception as exc:  # as in hit(): the local counts stand in
-        logger.warning("throttle store unavailable, reading local counts: %s", exc)
-        count = None
-    fallback = count is None
-    if count is None:
-        count = local_limiter.peek(f"{scope}:{ident}", period, now)
-    return Verdict(count < limit, count, limit, retry_after, fallback)
+_DECR_IF_EXISTS = (
+    "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end"
+)
+
+
+def undo(scope: str, ident: str, rate: str, verdict: Verdict) -> None:
+    """Take back the attempt ``hit`` counted as ``verdict``, in the store and window it was
+    counted in: for limits on failures that count every attempt first (so a concurrent burst
+    cannot slip past the limit) and give back the ones that succeeded."""
+    _, period = parse_rate(rate)
+    key = f"throttle:{scope}:{ident}:{period}:{verdict.window}"
+    if not verdict.fallback:
+        try:
+            client = shared_redis()
+            if client is not None:  # only while the window's key lives: no stray -1 without TTL
+                client.eval(_DECR_IF_EXISTS, 1, f"{settings.CACHE_KEY_PREFIX}:{key}")
+            else:
+                cache.decr(key)
+            return
+        except ValueError:  # local memory: the window's key expired meanwhile
+            return
+        except Exception as exc:  # Redis went away since the hit: the count stays (fails closed)
+            logger.warning("throttle store unavailable, attempt not taken back: %s", exc)
+            return
+    local_limiter.undo(f"{scope}:{ident}", period, verdict.window)
