@@ -16,7 +16,7 @@
 4. **Write** through the services: ``positions_mark`` (a fixed number of statements), one
    ``position_close``/``position_open`` per order (each its own short transaction, idempotent on
    its deterministic ``client_order_id``), then one equity snapshot batch for the group
-   (``trading.engine.snapshots``: one account row per owner).
+   (``services.equity_snapshots_record``: one account row per owner).
 
 Network I/O (cache, exchange) is never inside a transaction, and the connection is not held while
 waiting on them. Errors of one bot are caught and recorded on its result (``error``); the others
@@ -406,8 +406,6 @@ def cycles_run(
     snapshot: bool = True,
 ) -> list[CycleResult]:
     """Run one cycle at ``as_of`` for each of ``bot_ids`` (bots of one owner; see module doc)."""
-    from trading.engine.snapshots import equity_snapshots_record
-
     started = time.perf_counter()
     results = {bot_id: CycleResult(bot_id, as_of) for bot_id in bot_ids}
     with count_queries() as queries:
@@ -451,15 +449,12 @@ def cycles_run(
                 )
         t2 = time.perf_counter()
         if snapshot and snapshot_bots:
-            owner_ids = {states[b].bot.owner_id for b in snapshot_bots}
-            for owner_id in sorted(owner_ids):
-                ids = [b for b in snapshot_bots if states[b].bot.owner_id == owner_id]
-                try:
-                    equity_snapshots_record(owner_id=owner_id, bot_ids=ids, taken_at=as_of)
-                except Exception as exc:
-                    logger.exception("equity snapshot of bots %s at %s failed", ids, as_of)
-                    for b in ids:
-                        results[b].error = results[b].error or f"snapshot: {exc}"
+            try:  # one batch for the group, one account row per owner
+                services.equity_snapshots_record(bot_ids=snapshot_bots, taken_at=as_of)
+            except Exception as exc:
+                logger.exception("equity snapshot of bots %s at %s failed", snapshot_bots, as_of)
+                for b in snapshot_bots:
+                    results[b].error = results[b].error or f"snapshot: {exc}"
         done = time.perf_counter()
     share = max(1, len(results))
     for result in results.values():
