@@ -1,7 +1,8 @@
 """One bot cycle at one instant ``as_of`` (README, "How a bot trades").
 
-``cycles_run(bot_ids, as_of)`` runs the cycles of a group of bots of **one owner** at one
-``as_of`` (a runner's unit of work; a single bot is a group of one):
+``cycles_run(bot_ids, as_of)`` runs the cycles of a group of bots (of any owners: the bots the
+schedule made due in one tick) at one ``as_of`` (a runner's unit of work; a single bot is a
+group of one):
 
 1. **Load** (3 queries for the whole group, whatever the positions): the bots, their open
    positions (``position_bot_open_idx``), and the fills they already have at ``as_of`` (a retried
@@ -405,7 +406,7 @@ def cycles_run(
     client: MarketDataClient | None = None,
     snapshot: bool = True,
 ) -> list[CycleResult]:
-    """Run one cycle at ``as_of`` for each of ``bot_ids`` (bots of one owner; see module doc)."""
+    """Run one cycle at ``as_of`` for each of ``bot_ids`` (any owners; see module doc)."""
     started = time.perf_counter()
     results = {bot_id: CycleResult(bot_id, as_of) for bot_id in bot_ids}
     with count_queries() as queries:

@@ -128,14 +128,16 @@ def test_a_crashed_runners_bots_are_picked_up_after_their_lease_expires() -> Non
     # A runner claimed them and died: its leases (2 s) are all that is left of it.
     claimed = schedule.claim(runner="dead-runner", limit=10, lease_seconds=2, interval=60)
     assert sorted(c.bot_id for c in claimed) == sorted(ids)
+    claimed_at = {c.bot_id: c.as_of for c in claimed}
     started = time.monotonic()
     _, err = _finish(_runner("--interval", "60", "--cycles", "1", "--bots",
                              ",".join(map(str, ids))))  # fmt: skip
     lines = _cycles(err)
     assert sorted(line["bot"] for line in lines) == sorted(ids)
     assert all(line["lag_s"] >= 1.5 for line in lines)  # they waited for the lease to expire
-    for line in lines:  # the same instants the dead runner had claimed
-        assert datetime.fromisoformat(line["as_of"]) == due[line["bot"]]
+    for line in lines:  # the same instants the dead runner had claimed (due, on the tick)
+        assert datetime.fromisoformat(line["as_of"]) == schedule.tick_floor(due[line["bot"]], 60)
+        assert datetime.fromisoformat(line["as_of"]) == claimed_at[line["bot"]]
     assert time.monotonic() - started < PROCESS_TIMEOUT
     assert all(b.cycle_count == 1 for b in Bot.objects.filter(pk__in=ids))
 
