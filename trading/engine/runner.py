@@ -117,9 +117,9 @@ def units(
     claims: list[schedule.Claim], *, workers: int = 1
 ) -> list[tuple[datetime, list[schedule.Claim]]]:
     """Claims grouped by ``as_of`` (the schedule's tick: bots of any owners due in one tick), in
-    parts of at most ``MAX_GROUP``, and at least ``workers`` parts when there are that many bots
-    (a few due bots are spread over the workers rather than run one after the other by one);
-    claims come in due order, and so do the units."""
+    parts of at most ``MAX_GROUP`` and, when ``workers`` are idle, at least that many parts (a few
+    due bots are spread over idle workers instead of run one after the other by one; with every
+    worker busy, one large unit). Claims come in due order, and so do the units."""
     groups: dict[datetime, list[schedule.Claim]] = {}
     for claim in claims:
         groups.setdefault(claim.as_of, []).append(claim)
@@ -223,8 +223,10 @@ class Runner:
                     self._freed.wait(poll)
                     self._freed.clear()
                     continue
-                # Keep every worker busy with one unit queued behind it: room for that many
-                # units, each up to MAX_GROUP bots (the bots due in one tick share a unit).
+                # Keep every worker busy with one unit queued behind it. A claim takes at most
+                # that many bots (its bots due in one tick share one unit), and the loop claims
+                # again at once while there is room: a tick's bots end up in a few large units,
+                # and a small due set stays small claims that other runners can share.
                 room = 2 * self.concurrency - self._in_flight
                 claimed = []
                 if room <= 0:  # every worker busy and a unit queued each: wait for one to end
@@ -234,7 +236,7 @@ class Runner:
                 if room > 0:
                     t0 = time.perf_counter()
                     claimed = schedule.claim(
-                        runner=self.name, limit=room * MAX_GROUP,
+                        runner=self.name, limit=room,
                         lease_seconds=self.lease_seconds, interval=self.interval,
                         bot_ids=remaining,
                     )  # fmt: skip
@@ -255,7 +257,9 @@ class Runner:
             return self._in_flight == 0
 
     def _dispatch(self, claims: list[schedule.Claim]) -> None:
-        for as_of, part in units(claims, workers=self.concurrency):
+        with self._in_flight_lock:
+            idle = self.concurrency - self._in_flight  # workers with nothing running or queued
+        for as_of, part in units(claims, workers=idle):
             with self._in_flight_lock:
                 self._in_flight += 1
                 for claim in part:
