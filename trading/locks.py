@@ -9,8 +9,10 @@ order cannot wait on each other in a cycle, so PostgreSQL never has to break a d
 
 Who takes what:
 
-- ``equity_snapshot_record``, ``bot_delete``: owner, then bot (delete also the bot's positions,
-  in pk order, before the cascade deletes them in whatever order it likes).
+- ``bot_delete``: owner, then bot (and the bot's positions, in pk order, before the cascade
+  deletes them in whatever order it likes).
+- ``equity_snapshot_record``, ``equity_snapshots_record`` (one bot, or a batch of any owners):
+  every owner in pk order (``lock_owners_of``), then every bot in pk order (``lock_bots``).
 - ``position_open``, ``position_close``, ``positions_apply_exits``, ``bot_set_status`` (the
   drawdown pause): bot, then the positions it changes.
 - ``positions_mark``: open positions only, in pk order, in its one UPDATE (no bot lock: it
@@ -104,6 +106,30 @@ def lock_owner(owner_id: int) -> None:
     get_user_model().objects.select_for_update(no_key=True).filter(pk=owner_id).values_list(
         "pk"
     ).first()
+
+
+def lock_owners_of(bot_ids: Iterable[int]) -> None:
+    """Level 1 for many bots: the users owning ``bot_ids``, in primary-key order, one statement
+    (a bot's owner never changes, so reading it unlocked is safe)."""
+    _in_transaction()
+    owners = Bot.objects.filter(pk__in=list(bot_ids)).values("owner_id")
+    list(
+        get_user_model()
+        .objects.select_for_update(no_key=True)
+        .filter(pk__in=owners)
+        .order_by("pk")
+        .values_list("pk")
+    )
+
+
+def lock_bots(bot_ids: Iterable[int], *, fields: Iterable[str] | None = None) -> list[Bot]:
+    """Level 2 for many bots: their rows in primary-key order, one statement (gone ones are
+    missing from the list)."""
+    _in_transaction()
+    queryset = Bot.objects.select_for_update(no_key=True).filter(pk__in=list(bot_ids))
+    if fields is not None:
+        queryset = queryset.only(*fields)
+    return list(queryset.order_by("pk"))
 
 
 def lock_bot(bot_id: int, *, fields: Iterable[str] | None = None) -> Bot | None:

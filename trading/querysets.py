@@ -186,6 +186,23 @@ class PositionQuerySet(models.QuerySet):
             "unrealized_pnl": money(row["unrealized"] or 0),
         }
 
+    def totals_per_bot(self) -> dict[int, dict[str, Any]]:
+        """``totals()`` per bot, in one aggregate grouped by bot: ``{bot_id: {"count", "margin",
+        "unrealized_pnl"}}`` (bots without a row here have none of these positions)."""
+        rows = self.values("bot_id").annotate(
+            count=Count("id"),
+            margin=Sum("margin"),
+            unrealized=Sum(RawSQL(unrealized_exact_sql("trading_position"), [])),  # noqa: S611
+        )
+        return {
+            row["bot_id"]: {
+                "count": row["count"],
+                "margin": row["margin"] or Decimal(0),
+                "unrealized_pnl": money(row["unrealized"] or 0),
+            }
+            for row in rows.order_by()
+        }
+
     def api_rows(self, *, bot_name: bool = False) -> models.QuerySet:
         """Rows of the API's position shape, unrealized PnL computed by the database."""
         fields = [f for f in POSITION_FIELDS if f != "unrealized_pnl"]

@@ -1,7 +1,8 @@
 """One bot cycle at one instant ``as_of`` (README, "How a bot trades").
 
-``cycles_run(bot_ids, as_of)`` runs the cycles of a group of bots of **one owner** at one
-``as_of`` (a runner's unit of work; a single bot is a group of one):
+``cycles_run(bot_ids, as_of)`` runs the cycles of a group of bots (of any owners: the bots the
+schedule made due in one tick) at one ``as_of`` (a runner's unit of work; a single bot is a
+group of one):
 
 1. **Load** (3 queries for the whole group, whatever the positions): the bots, their open
    positions (``position_bot_open_idx``), and the fills they already have at ``as_of`` (a retried
@@ -16,7 +17,7 @@
 4. **Write** through the services: ``positions_mark`` (a fixed number of statements), one
    ``position_close``/``position_open`` per order (each its own short transaction, idempotent on
    its deterministic ``client_order_id``), then one equity snapshot batch for the group
-   (``trading.engine.snapshots``: one account row per owner).
+   (``services.equity_snapshots_record``: one account row per owner).
 
 Network I/O (cache, exchange) is never inside a transaction, and the connection is not held while
 waiting on them. Errors of one bot are caught and recorded on its result (``error``); the others
@@ -405,9 +406,7 @@ def cycles_run(
     client: MarketDataClient | None = None,
     snapshot: bool = True,
 ) -> list[CycleResult]:
-    """Run one cycle at ``as_of`` for each of ``bot_ids`` (bots of one owner; see module doc)."""
-    from trading.engine.snapshots import equity_snapshots_record
-
+    """Run one cycle at ``as_of`` for each of ``bot_ids`` (any owners; see module doc)."""
     started = time.perf_counter()
     results = {bot_id: CycleResult(bot_id, as_of) for bot_id in bot_ids}
     with count_queries() as queries:
@@ -451,15 +450,12 @@ def cycles_run(
                 )
         t2 = time.perf_counter()
         if snapshot and snapshot_bots:
-            owner_ids = {states[b].bot.owner_id for b in snapshot_bots}
-            for owner_id in sorted(owner_ids):
-                ids = [b for b in snapshot_bots if states[b].bot.owner_id == owner_id]
-                try:
-                    equity_snapshots_record(owner_id=owner_id, bot_ids=ids, taken_at=as_of)
-                except Exception as exc:
-                    logger.exception("equity snapshot of bots %s at %s failed", ids, as_of)
-                    for b in ids:
-                        results[b].error = results[b].error or f"snapshot: {exc}"
+            try:  # one batch for the group, one account row per owner
+                services.equity_snapshots_record(bot_ids=snapshot_bots, taken_at=as_of)
+            except Exception as exc:
+                logger.exception("equity snapshot of bots %s at %s failed", snapshot_bots, as_of)
+                for b in snapshot_bots:
+                    results[b].error = results[b].error or f"snapshot: {exc}"
         done = time.perf_counter()
     share = max(1, len(results))
     for result in results.values():

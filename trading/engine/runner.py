@@ -1,6 +1,7 @@
 """The threaded runner behind ``manage.py run_bots``: a dispatcher (the calling thread) claims due
-bots through the lease schedule and hands them, grouped by owner and ``as_of``, to ``concurrency``
-worker threads that share the process's connection pool. A worker holds a pooled connection only
+bots through the lease schedule and hands them, grouped by ``as_of`` (units of at most
+``MAX_GROUP`` bots of any owners: one load, one market read and one snapshot batch each), to
+``concurrency`` worker threads that share the process's connection pool. A worker holds a pooled connection only
 while a cycle talks to the database (the cycle gives it back before its market reads, the worker
 after each unit), so 1,000 bots need no more connections than workers.
 
@@ -12,6 +13,7 @@ returns; the command then closes the pool.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import socket
@@ -35,7 +37,7 @@ from trading.engine.signals import cycle_finished
 logger = logging.getLogger("zerobot.engine")
 cycle_log = logging.getLogger("zerobot.engine.cycle")
 
-MAX_GROUP = 25  # bots of one owner per unit of work (one snapshot batch)
+MAX_GROUP = 25  # bots per unit of work (one load, one market read, one snapshot batch)
 
 
 def runner_name() -> str:
@@ -79,6 +81,11 @@ class RunnerStats:
             for name, seconds in result.timings.items():
                 self.timings[name] = self.timings.get(name, 0.0) + seconds
 
+    def add_timing(self, name: str, seconds: float) -> None:
+        """Time spent outside the cycles (claims, completions, logging and metrics)."""
+        with self.lock:
+            self.timings[name] = self.timings.get(name, 0.0) + seconds
+
     def rate(self, window: float = 10.0) -> float:
         now = time.monotonic()
         with self.lock:
@@ -102,9 +109,27 @@ class RunnerStats:
 
 @dataclass
 class _Unit:
-    owner_id: int
     as_of: datetime
     claims: list[schedule.Claim]
+
+
+def units(
+    claims: list[schedule.Claim], *, workers: int = 1
+) -> list[tuple[datetime, list[schedule.Claim]]]:
+    """Claims grouped by ``as_of`` (the schedule's tick: bots of any owners due in one tick), in
+    parts of at most ``MAX_GROUP`` and, when ``workers`` are idle, at least that many parts (a few
+    due bots are spread over idle workers instead of run one after the other by one; with every
+    worker busy, one large unit). Claims come in due order, and so do the units."""
+    groups: dict[datetime, list[schedule.Claim]] = {}
+    for claim in claims:
+        groups.setdefault(claim.as_of, []).append(claim)
+    result = []
+    for as_of, members in groups.items():
+        size = min(MAX_GROUP, max(1, math.ceil(len(members) / max(1, workers))))
+        result.extend(
+            (as_of, members[start : start + size]) for start in range(0, len(members), size)
+        )
+    return result
 
 
 def pool_stats() -> dict[str, int]:
@@ -198,8 +223,10 @@ class Runner:
                     self._freed.wait(poll)
                     self._freed.clear()
                     continue
-                # Keep every worker busy with one unit queued behind it; claim a few bots more
-                # than that (a claim groups them by owner: fewer units than bots).
+                # Keep every worker busy with one unit queued behind it. A claim takes at most
+                # that many bots (its bots due in one tick share one unit), and the loop claims
+                # again at once while there is room: a tick's bots end up in a few large units,
+                # and a small due set stays small claims that other runners can share.
                 room = 2 * self.concurrency - self._in_flight
                 claimed = []
                 if room <= 0:  # every worker busy and a unit queued each: wait for one to end
@@ -207,11 +234,14 @@ class Runner:
                     self._freed.clear()
                     continue
                 if room > 0:
+                    t0 = time.perf_counter()
                     claimed = schedule.claim(
-                        runner=self.name, limit=room, lease_seconds=self.lease_seconds,
-                        interval=self.interval, bot_ids=remaining,
+                        runner=self.name, limit=room,
+                        lease_seconds=self.lease_seconds, interval=self.interval,
+                        bot_ids=remaining,
                     )  # fmt: skip
                     release_db_connection()
+                    self.stats.add_timing("claim", time.perf_counter() - t0)
                     self._dispatch(claimed)
                 if not claimed:
                     if until_idle and self._idle():
@@ -227,17 +257,14 @@ class Runner:
             return self._in_flight == 0
 
     def _dispatch(self, claims: list[schedule.Claim]) -> None:
-        groups: dict[tuple[int, datetime], list[schedule.Claim]] = {}
-        for claim in claims:
-            groups.setdefault((claim.owner_id, claim.as_of), []).append(claim)
-        for (owner_id, as_of), members in groups.items():
-            for start in range(0, len(members), MAX_GROUP):
-                part = members[start : start + MAX_GROUP]
-                with self._in_flight_lock:
-                    self._in_flight += 1
-                    for claim in part:
-                        self._dispatched[claim.bot_id] = self._dispatched.get(claim.bot_id, 0) + 1
-                self._queue.put(_Unit(owner_id, as_of, part))
+        with self._in_flight_lock:
+            idle = self.concurrency - self._in_flight  # workers with nothing running or queued
+        for as_of, part in units(claims, workers=idle):
+            with self._in_flight_lock:
+                self._in_flight += 1
+                for claim in part:
+                    self._dispatched[claim.bot_id] = self._dispatched.get(claim.bot_id, 0) + 1
+            self._queue.put(_Unit(as_of, part))
 
     def _shutdown(self) -> None:
         self._stop.set()
@@ -275,7 +302,7 @@ class Runner:
             try:
                 self._run_unit(unit)
             except Exception:  # never lose a worker: log, free what can be freed
-                logger.exception("runner %s: unit of owner %s failed", self.name, unit.owner_id)
+                logger.exception("runner %s: unit at %s failed", self.name, unit.as_of.isoformat())
             finally:
                 with self._in_flight_lock:
                     self._in_flight -= 1
@@ -291,11 +318,13 @@ class Runner:
             logger.exception("cycles of bots %s at %s failed", ids, unit.as_of.isoformat())
             results = [CycleResult(b, unit.as_of, ran=True, error=f"{type(exc).__name__}: {exc}")
                        for b in ids]  # fmt: skip
+        t0 = time.perf_counter()
         schedule.complete(
             results=[(r.bot_id, r.as_of, r.error) for r in results],
             interval=self.interval,
             runner=self.name,
         )
+        t1 = time.perf_counter()
         due = {c.bot_id: c.due_at for c in unit.claims}
         for result in results:
             lag = (started - due[result.bot_id]).total_seconds()
@@ -303,6 +332,8 @@ class Runner:
             _observe(result, lag, self.name)
             if self.on_result is not None:
                 self.on_result(result, lag)
+        self.stats.add_timing("complete", t1 - t0)
+        self.stats.add_timing("observe", time.perf_counter() - t1)
 
 
 def _observe(result: CycleResult, lag: float, runner: str) -> None:

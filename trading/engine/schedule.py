@@ -7,8 +7,13 @@ A bot is *due* when it is active, ``next_run_at <= now`` and its lease is free (
 LOCKED`` makes concurrent claimers skip each other's rows instead of waiting, and the UPDATE sets
 the lease, so a bot claimed by one runner is not due for any other until ``lease_until``.
 ``next_run_at`` does not move at claim: the cycle runs at ``as_of`` = the bot's ``next_run_at``
-(or the current grid slot when it is more than one interval late), and ``complete`` moves it one
-interval on and frees the lease in the same UPDATE, only if this runner still holds the lease. A
+rounded down to the schedule's tick (``tick_seconds``: at most 1 s, a divisor of the interval; or
+the current interval slot when it is more than one interval late), and ``complete`` moves it one
+interval on (so it stays on the tick grid) and frees the lease in the same UPDATE, only if this
+runner still holds the lease. The tick is what lets a fleet share work: bots started at arbitrary
+instants all run on whole ticks, so the bots due in one tick (of any owners) share one ``as_of``
+and the runner runs them as one unit (one load, one read of the market, one snapshot batch)
+instead of one unit per bot, while their due times stay spread over the interval. A
 runner that dies mid-cycle leaves ``next_run_at`` where it was: the next claimer runs the same
 ``as_of`` again, and the cycle's deterministic client order ids make that retry record nothing
 twice.
@@ -16,6 +21,7 @@ twice.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -57,12 +63,42 @@ def grid_slot(at: datetime, interval: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+TICK_SECONDS = 1.0  # the longest tick: due bots within one second share their cycle's as_of
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _tick_micros(interval: float) -> int:
+    interval_us = max(1, round(interval * 1_000_000))
+    parts = max(1, math.ceil(interval_us / (TICK_SECONDS * 1_000_000)))
+    while interval_us % parts:  # whole microseconds: k ticks are exactly one interval
+        parts += 1
+    return interval_us // parts
+
+
+def tick_seconds(interval: float) -> float:
+    """The schedule's tick for ``interval``: the longest ``interval / k`` (k a whole number,
+    in whole microseconds) of at most ``TICK_SECONDS``, so ``as_of + interval`` of an on-tick
+    ``as_of`` is on the tick grid too (60 s: 1 s; 1.5 s: 0.75 s; 2.5 s: 0.625 s; 0.2 s: 0.2 s)."""
+    return _tick_micros(interval) / 1_000_000
+
+
+def tick_floor(at: datetime, interval: float) -> datetime:
+    """``at`` rounded down to the tick grid of ``interval`` (whole microseconds since the epoch,
+    exact: no float rounding moves an instant to another tick)."""
+    tick = _tick_micros(interval)
+    micros = (at - _EPOCH) // _MICROSECOND
+    return _EPOCH + timedelta(microseconds=micros - micros % tick)
+
+
 def cycle_as_of(due_at: datetime, now: datetime, interval: float) -> datetime:
-    """A bot's next cycle instant: its ``next_run_at``, unless it is more than an interval late
-    (paused for a while, a backlog): then the current slot, so it never trades stale instants."""
+    """A bot's next cycle instant: its ``next_run_at`` rounded down to the tick (at most 1 s
+    before it is due: it never reads the market ahead of time), unless it is more than an
+    interval late (paused for a while, a backlog): then the current slot, so it never trades
+    stale instants."""
     if (now - due_at).total_seconds() > interval:
-        return max(grid_slot(now, interval), due_at)
-    return due_at
+        return tick_floor(max(grid_slot(now, interval), due_at), interval)
+    return tick_floor(due_at, interval)
 
 
 def claim(

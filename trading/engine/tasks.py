@@ -1,8 +1,8 @@
 """Celery tasks: the same cycle as ``run_bots``, fed by the same lease schedule.
 
 - ``dispatch`` (Celery beat, every ``ENGINE_DISPATCH_SECONDS``): claims the due bots (leases in
-  PostgreSQL, ``trading.engine.schedule``) and queues one ``run_cycles`` task per owner and
-  ``as_of`` (at most ``MAX_GROUP`` bots each). Several beats or dispatch calls at once cannot
+  PostgreSQL, ``trading.engine.schedule``) and queues one ``run_cycles`` task per ``as_of``
+  (the schedule's tick; at most ``MAX_GROUP`` bots of any owners each). Several beats or dispatch calls at once cannot
   claim one bot twice.
 - ``run_cycles(bot_ids, as_of, runner)``: runs the cycles (``trading.engine.cycle.cycles_run``),
   then completes them (moves ``next_run_at``, frees the leases the dispatcher took). Late acks:
@@ -23,7 +23,7 @@ from django.utils import timezone
 from marketdata.cache import release_db_connection
 from trading.engine import schedule
 from trading.engine.cycle import CycleResult, cycles_run
-from trading.engine.runner import MAX_GROUP, _observe, runner_name
+from trading.engine.runner import _observe, runner_name, units
 
 
 @shared_task(name="trading.engine.tasks.dispatch", ignore_result=True)
@@ -36,16 +36,11 @@ def dispatch(limit: int = 1000, bot_ids: list[int] | None = None) -> int:
         bot_ids=bot_ids,
     )  # fmt: skip
     release_db_connection()
-    groups: dict[tuple[int, datetime], list[schedule.Claim]] = {}
-    for claim in claims:
-        groups.setdefault((claim.owner_id, claim.as_of), []).append(claim)
-    for (_owner, as_of), members in groups.items():
-        for start in range(0, len(members), MAX_GROUP):
-            part = members[start : start + MAX_GROUP]
-            run_cycles.delay(
-                [c.bot_id for c in part], as_of.isoformat(), runner,
-                {str(c.bot_id): c.due_at.isoformat() for c in part},
-            )  # fmt: skip
+    for as_of, part in units(claims):
+        run_cycles.delay(
+            [c.bot_id for c in part], as_of.isoformat(), runner,
+            {str(c.bot_id): c.due_at.isoformat() for c in part},
+        )  # fmt: skip
     return len(claims)
 
 

@@ -28,6 +28,7 @@ Public API (what the views, the admin, the commands and the bot engine call):
     positions_apply_exits(*, bot, prices: Mapping[str, Decimal], as_of=None) -> list[Position]
 
     equity_snapshot_record(*, bot, taken_at=None) -> EquitySnapshot
+    equity_snapshots_record(*, bot_ids, taken_at) -> list[EquitySnapshot]   (a batch, any owners)
     account_equity_rebuild(*, owner_id) -> None
     stats_rebuild(*, bot_ids=None) -> None
 
@@ -54,7 +55,11 @@ from trading.services.bots import (
     bot_set_status,
     bot_update,
 )
-from trading.services.equity import account_equity_rebuild, equity_snapshot_record
+from trading.services.equity import (
+    account_equity_rebuild,
+    equity_snapshot_record,
+    equity_snapshots_record,
+)
 from trading.services.positions import (
     PRICE_BAND,
     position_close,
@@ -78,6 +83,7 @@ __all__ = [
     "bot_set_status",
     "bot_update",
     "equity_snapshot_record",
+    "equity_snapshots_record",
     "position_close",
     "position_close_at_market",
     "position_mark_fresh",

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from trading import dataversion, events, locks
 from trading.errors import InvalidInput
 from trading.models import AccountEquitySnapshot, Bot, EquitySnapshot, Position
 from trading.risk import RiskLimits, drawdown_pct
-from trading.services._common import aware
+from trading.services._common import ZERO, aware
 
 
 def equity_snapshot_record(*, bot: Bot, taken_at: datetime | None = None) -> EquitySnapshot:
@@ -24,102 +26,203 @@ def equity_snapshot_record(*, bot: Bot, taken_at: datetime | None = None) -> Equ
     since its previous snapshot is added to the account row at ``taken_at`` (created from the
     latest earlier row) and to any later rows, which is exactly "every bot's latest snapshot,
     carried forward, summed". Locks owner, then bot (``trading.locks``), so concurrent bots of
-    one owner cannot miss each other.
+    one owner cannot miss each other. A ``taken_at`` at or before the bot's last snapshot is a
+    400 (``equity_snapshots_record``, the batch, skips such a bot instead).
     """
     taken_at = aware(taken_at, field="taken_at")
     with transaction.atomic(durable=True):
-        locks.lock_owner(bot.owner_id)
-        locked = locks.lock_bot(bot.pk)
-        if locked is None:
+        written = _snapshots_write(bot_ids=[bot.pk], taken_at=taken_at)
+        if bot.pk in written.missing:
             raise InvalidInput("This bot no longer exists.", field="bot")
-        previous = EquitySnapshot.objects.for_bot(bot.pk).newest_first().first()
-        if previous is not None and taken_at <= previous.taken_at:
+        if bot.pk in written.stale:
             raise InvalidInput(
                 "taken_at must be later than the bot's last snapshot "
-                f"({previous.taken_at.isoformat()}).",
+                f"({written.stale[bot.pk].isoformat()}).",
                 field="taken_at",
             )
-        totals = Position.objects.for_bot(bot.pk).open().totals()
-        unrealized = totals["unrealized_pnl"]
-        equity = locked.capital + totals["margin"] + unrealized
-        snapshot = EquitySnapshot.objects.create(
-            owner_id=bot.owner_id,
-            bot=locked,
-            taken_at=taken_at,
-            cash=locked.capital,
-            unrealized_pnl=unrealized,
-            equity=equity,
-        )
-        if previous is None:
-            delta = (equity, locked.capital, unrealized, 1)
-        else:
-            delta = (
-                equity - previous.equity,
-                locked.capital - previous.cash,
-                unrealized - previous.unrealized_pnl,
-                0,
-            )
-        _account_apply(owner_id=bot.owner_id, taken_at=taken_at, delta=delta)
-        peak = max(locked.peak_equity, equity)
-        drawdown = drawdown_pct(peak=peak, equity=equity)
-        changes = {"peak_equity": peak, "max_drawdown_pct": max(locked.max_drawdown_pct, drawdown)}
-        limit = RiskLimits.of(locked.risk_params).max_drawdown_pct
-        if locked.status == Bot.Status.ACTIVE and drawdown >= limit:
-            changes.update(
-                status=Bot.Status.PAUSED,
-                status_reason=drawdown_reason(drawdown=drawdown, limit=limit),
-            )
-        Bot.objects.filter(pk=bot.pk).update(
-            **changes
-        )  # the snapshot's post_save moved the version
-        events.publish_equity_snapshot(snapshot=snapshot)  # after commit
-        if changes.get("status") == Bot.Status.PAUSED:
-            locked.status, locked.status_reason = Bot.Status.PAUSED, changes["status_reason"]
-            events.publish_bot_status(bot=locked)
-    return snapshot
+    return written.rows[0]
+
+
+def equity_snapshots_record(*, bot_ids: list[int], taken_at: datetime) -> list[EquitySnapshot]:
+    """Record the equity of many bots (of any owners) at one instant, in one transaction: what a
+    round of the engine does. The same rules as ``equity_snapshot_record`` (same implementation),
+    in a fixed number of statements whatever the bots, owners and positions, and **one account
+    row per owner**: the sum of its bots' changes since their previous snapshots. A bot already
+    snapshotted at or after ``taken_at`` (a retried round, a late duplicate) or gone is left out:
+    nothing is recorded twice. Returns the snapshots recorded."""
+    taken_at = aware(taken_at, field="taken_at")
+    if not bot_ids:
+        return []
+    with transaction.atomic(durable=True):
+        return _snapshots_write(bot_ids=bot_ids, taken_at=taken_at).rows
 
 
 def drawdown_reason(*, drawdown: Decimal, limit: Decimal) -> str:
     return f"max_drawdown_pct: equity fell {drawdown}% below its peak (limit {limit}%)."
 
 
-def _account_apply(
-    *, owner_id: int, taken_at: datetime, delta: tuple[Decimal, Decimal, Decimal, int]
-) -> None:
-    table = AccountEquitySnapshot._meta.db_table
-    d_equity, d_cash, d_unrealized, d_bots = delta
-    previous = (
-        f"(SELECT {{col}} FROM {table} WHERE owner_id = %s AND taken_at < %s "
-        "ORDER BY taken_at DESC LIMIT 1)"
-    )
-    base = [previous.format(col=col) for col in ("equity", "cash", "unrealized_pnl", "bots")]
+@dataclass
+class _Written:
+    rows: list[EquitySnapshot] = field(default_factory=list)
+    missing: set[int] = field(default_factory=set)  # bots that no longer exist
+    stale: dict[int, datetime] = field(default_factory=dict)  # bot -> its newer last snapshot
+
+
+_SNAPSHOT_BOT_FIELDS = (
+    "owner_id", "name", "capital", "peak_equity", "max_drawdown_pct", "risk_params", "status",
+    "status_reason", "updated_at",
+)  # fmt: skip
+
+
+def _snapshots_write(*, bot_ids: list[int], taken_at: datetime) -> _Written:
+    """The one implementation of both services, inside their transaction. Statements, whatever
+    the number of bots, owners and positions (the second set only when a bot was recorded):
+
+    1. owners locked (pk order), 2. bots locked (pk order), 3. open-position totals per bot
+    (``position_bot_open_idx``), 4. each bot's newest snapshot (``equity_bot_time_uniq``,
+    DISTINCT ON); 5. INSERT of the snapshots, 6-7. the account rows, one per owner (at
+    ``taken_at``, then the later ones), 8. one UPDATE of the bots' peaks and drawdowns that also
+    pauses the bots past their drawdown limit.
+
+    Events (after commit): each snapshot, and each pause as a status change. Every event moves
+    its owner's data version (``trading.dataversion``), which covers the bulk INSERT and the raw
+    UPDATEs here (no ``post_save``)."""
+    written = _Written()
+    locks.lock_owners_of(bot_ids)
+    bots = locks.lock_bots(bot_ids, fields=_SNAPSHOT_BOT_FIELDS)
+    written.missing = set(bot_ids) - {bot.pk for bot in bots}
+    if not bots:
+        return written
+    ids = [bot.pk for bot in bots]
+    totals = Position.objects.filter(bot_id__in=ids).open().totals_per_bot()
+    previous = {
+        s.bot_id: s
+        for s in EquitySnapshot.objects.filter(bot_id__in=ids)
+        .order_by("bot_id", "-taken_at")
+        .distinct("bot_id")
+        .only("bot_id", "taken_at", "equity", "cash", "unrealized_pnl")
+    }
+    deltas: dict[int, list] = {}  # owner -> [equity, cash, unrealized, bots] changes
+    changes: list[tuple[int, Decimal, Decimal, str]] = []  # bot, peak, max drawdown, pause reason
+    paused: list[Bot] = []
+    for bot in bots:
+        before = previous.get(bot.pk)
+        if before is not None and before.taken_at >= taken_at:
+            written.stale[bot.pk] = before.taken_at
+            continue
+        total = totals.get(bot.pk)
+        unrealized = total["unrealized_pnl"] if total else ZERO
+        equity = bot.capital + (total["margin"] if total else ZERO) + unrealized
+        written.rows.append(
+            EquitySnapshot(
+                owner_id=bot.owner_id,
+                bot_id=bot.pk,
+                taken_at=taken_at,
+                cash=bot.capital,
+                unrealized_pnl=unrealized,
+                equity=equity,
+            )
+        )
+        if before is None:
+            change = (equity, bot.capital, unrealized, 1)
+        else:
+            change = (
+                equity - before.equity, bot.capital - before.cash,
+                unrealized - before.unrealized_pnl, 0,
+            )  # fmt: skip
+        owner = deltas.setdefault(bot.owner_id, [ZERO, ZERO, ZERO, 0])
+        for i, value in enumerate(change):
+            owner[i] += value
+        peak = max(bot.peak_equity, equity)
+        drawdown = drawdown_pct(peak=peak, equity=equity)
+        limit = RiskLimits.of(bot.risk_params).max_drawdown_pct
+        reason = ""
+        if bot.status == Bot.Status.ACTIVE and drawdown >= limit:
+            reason = drawdown_reason(drawdown=drawdown, limit=limit)
+            paused.append(bot)
+        changes.append((bot.pk, peak, max(bot.max_drawdown_pct, drawdown), reason))
+    if not written.rows:
+        return written
+    EquitySnapshot.objects.bulk_create(written.rows)
+    _account_apply(taken_at=taken_at, deltas=deltas)
+    now = timezone.now()
+    table = Bot._meta.db_table
     with connection.cursor() as cursor:
+        # The bots are locked by this transaction: their status is the one read above.
+        cursor.execute(
+            f"""
+            UPDATE {table} AS b SET peak_equity = v.peak, max_drawdown_pct = v.drawdown,
+                status = CASE WHEN v.reason <> '' THEN 'paused' ELSE b.status END,
+                status_reason = CASE WHEN v.reason <> '' THEN v.reason ELSE b.status_reason END,
+                updated_at = CASE WHEN v.reason <> '' THEN %s ELSE b.updated_at END
+            FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::numeric[]) AS peak,
+                         unnest(%s::numeric[]) AS drawdown, unnest(%s::text[]) AS reason) AS v
+            WHERE b.id = v.id
+            """,
+            [now, *([c[i] for c in changes] for i in range(4))],
+        )
+    for row in written.rows:
+        events.publish_equity_snapshot(snapshot=row)
+    reasons = {c[0]: c[3] for c in changes}
+    for bot in paused:
+        bot.status, bot.status_reason, bot.updated_at = Bot.Status.PAUSED, reasons[bot.pk], now
+        events.publish_bot_status(bot=bot)
+    return written
+
+
+def _account_apply(*, taken_at: datetime, deltas: dict[int, list]) -> None:
+    """Add each owner's ``[equity, cash, unrealized, bots]`` change to its account row at
+    ``taken_at`` (created from its latest earlier row) and to its later rows: two statements for
+    any number of owners (``account_owner_time_uniq``)."""
+    table = AccountEquitySnapshot._meta.db_table
+    owners = sorted(deltas)
+    columns = [[deltas[o][i] for o in owners] for i in range(4)]
+    # The owner's latest row before taken_at, per column (an index probe each).
+    base = {
+        col: f"(SELECT p.{col} FROM {table} p WHERE p.owner_id = {{owner}} AND p.taken_at < %(t)s "
+        "ORDER BY p.taken_at DESC LIMIT 1)"
+        for col in ("equity", "cash", "unrealized_pnl", "bots")
+    }
+    new = {col: sql.format(owner="d.owner_id") for col, sql in base.items()}
+    old = {col: sql.format(owner="EXCLUDED.owner_id") for col, sql in base.items()}
+    deltas_sql = (
+        "SELECT unnest(%(owners)s::bigint[]) AS owner_id, unnest(%(equity)s::numeric[]) AS equity,"
+        " unnest(%(cash)s::numeric[]) AS cash, unnest(%(unrealized)s::numeric[]) AS unrealized,"
+        " unnest(%(bots)s::integer[]) AS bots"
+    )
+    params = {
+        "t": taken_at, "owners": owners, "equity": columns[0], "cash": columns[1],
+        "unrealized": columns[2], "bots": columns[3],
+    }  # fmt: skip
+    with connection.cursor() as cursor:
+        # A row at taken_at may exist already (another batch of the owner at the same instant):
+        # it gets the change added (its new value minus the base it was built on).
         cursor.execute(
             f"""
             INSERT INTO {table} (owner_id, taken_at, equity, cash, unrealized_pnl, bots)
-            VALUES (%s, %s, COALESCE({base[0]}, 0) + %s, COALESCE({base[1]}, 0) + %s,
-                    COALESCE({base[2]}, 0) + %s, COALESCE({base[3]}, 0) + %s)
+            SELECT d.owner_id, %(t)s, COALESCE({new["equity"]}, 0) + d.equity,
+                   COALESCE({new["cash"]}, 0) + d.cash,
+                   COALESCE({new["unrealized_pnl"]}, 0) + d.unrealized,
+                   COALESCE({new["bots"]}, 0) + d.bots
+            FROM ({deltas_sql}) AS d
+            ORDER BY d.owner_id
             ON CONFLICT (owner_id, taken_at) DO UPDATE SET
-                equity = {table}.equity + EXCLUDED.equity - COALESCE({base[0]}, 0),
-                cash = {table}.cash + EXCLUDED.cash - COALESCE({base[1]}, 0),
+                equity = {table}.equity + EXCLUDED.equity - COALESCE({old["equity"]}, 0),
+                cash = {table}.cash + EXCLUDED.cash - COALESCE({old["cash"]}, 0),
                 unrealized_pnl = {table}.unrealized_pnl + EXCLUDED.unrealized_pnl
-                                 - COALESCE({base[2]}, 0),
-                bots = {table}.bots + EXCLUDED.bots - COALESCE({base[3]}, 0)
+                                 - COALESCE({old["unrealized_pnl"]}, 0),
+                bots = {table}.bots + EXCLUDED.bots - COALESCE({old["bots"]}, 0)
             """,
-            [
-                owner_id, taken_at,
-                owner_id, taken_at, d_equity, owner_id, taken_at, d_cash,
-                owner_id, taken_at, d_unrealized, owner_id, taken_at, d_bots,
-                owner_id, taken_at, owner_id, taken_at, owner_id, taken_at, owner_id, taken_at,
-            ],
-        )  # fmt: skip
+            params,
+        )
         cursor.execute(
             f"""
-            UPDATE {table} SET equity = equity + %s, cash = cash + %s,
-                               unrealized_pnl = unrealized_pnl + %s, bots = bots + %s
-            WHERE owner_id = %s AND taken_at > %s
+            UPDATE {table} AS a SET equity = a.equity + d.equity, cash = a.cash + d.cash,
+                unrealized_pnl = a.unrealized_pnl + d.unrealized, bots = a.bots + d.bots
+            FROM ({deltas_sql}) AS d
+            WHERE a.owner_id = d.owner_id AND a.taken_at > %(t)s
             """,
-            [d_equity, d_cash, d_unrealized, d_bots, owner_id, taken_at],
+            params,
         )
 
 

@@ -131,14 +131,16 @@ def test_a_crashed_runners_bots_are_picked_up_after_their_lease_expires() -> Non
     # A runner claimed them and died: its leases (2 s) are all that is left of it.
     claimed = schedule.claim(runner="dead-runner", limit=10, lease_seconds=2, interval=60)
     assert sorted(c.bot_id for c in claimed) == sorted(ids)
+    claimed_at = {c.bot_id: c.as_of for c in claimed}
     started = time.monotonic()
     _, err = _finish(_runner("--interval", "60", "--cycles", "1", "--bots",
                              ",".join(map(str, ids))))  # fmt: skip
     lines = _cycles(err)
     assert sorted(line["bot"] for line in lines) == sorted(ids)
     assert all(line["lag_s"] >= 1.5 for line in lines)  # they waited for the lease to expire
-    for line in lines:  # the same instants the dead runner had claimed
-        assert datetime.fromisoformat(line["as_of"]) == due[line["bot"]]
+    for line in lines:  # the same instants the dead runner had claimed (due, on the tick)
+        assert datetime.fromisoformat(line["as_of"]) == schedule.tick_floor(due[line["bot"]], 60)
+        assert datetime.fromisoformat(line["as_of"]) == claimed_at[line["bot"]]
     assert time.monotonic() - started < PROCESS_TIMEOUT
     assert all(b.cycle_count == 1 for b in Bot.objects.filter(pk__in=ids))
 
@@ -196,4 +198,62 @@ def test_cycles_through_a_real_celery_worker() -> None:
             output, _ = worker.communicate(timeout=10)
     assert EquitySnapshot.objects.filter(bot_id__in=ids).count() == len(ids), output[-3000:]
     assert not any(b.last_error for b in Bot.objects.filter(pk__in=ids))
+    assert check_ledger() == []
+
+
+def _stop(process: subprocess.Popen) -> str:
+    process.send_signal(signal.SIGTERM)
+    try:
+        output, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate(timeout=10)
+    return output
+
+
+def test_a_real_celery_beat_dispatches_cycles_that_a_real_worker_runs_on_schedule(
+    tmp_path: Path,
+) -> None:
+    from zerobot.celery import app
+
+    ids = _fleet(4)
+    queue = f"zb-test-{uuid.uuid4().hex[:8]}"
+    broker = app.conf.broker_url
+    assert broker.startswith("redis://"), broker
+    # Beat claims every 0.5 s; each bot is due every 2 s: two cycles of each take two rounds of
+    # the schedule, dispatched by beat alone (nothing here calls dispatch).
+    env = _env(CELERY_BROKER_URL=broker, CELERY_TASK_DEFAULT_QUEUE=queue,
+               ENGINE_DISPATCH_SECONDS="0.5", ENGINE_INTERVAL_SECONDS="2")  # fmt: skip
+    common = {"cwd": ROOT, "env": env, "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT,
+              "text": True}  # fmt: skip
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "zerobot.celery", "worker", "--pool", "threads",
+         "--concurrency", "2", "-Q", queue, "--without-heartbeat", "--without-mingle",
+         "--without-gossip", "--loglevel", "WARNING"], **common,
+    )  # fmt: skip
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "zerobot.celery", "beat", "--loglevel", "INFO",
+         "--max-interval", "1", "-s", str(tmp_path / "beat-schedule")], **common,
+    )  # fmt: skip
+    beat_output = ""
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if Bot.objects.filter(pk__in=ids, cycle_count__gte=2).count() == len(ids):
+                break
+            if beat.poll() is not None or worker.poll() is not None:
+                break
+            time.sleep(0.25)
+    finally:
+        beat_output = _stop(beat)
+        worker_output = _stop(worker)
+    bots = list(Bot.objects.filter(pk__in=ids))
+    assert all(b.cycle_count >= 2 for b in bots), (beat_output[-2000:], worker_output[-2000:])
+    assert "trading.engine.tasks.dispatch" in beat_output  # beat sent the dispatches
+    assert not any(b.last_error for b in bots)
+    # Each cycle at its own instant, 2 s apart on the schedule's tick, none recorded twice.
+    for bot in bots:
+        taken = sorted(EquitySnapshot.objects.filter(bot=bot).values_list("taken_at", flat=True))
+        assert len(taken) == bot.cycle_count
+        assert all((b - a).total_seconds() >= 2 for a, b in pairwise(taken))
     assert check_ledger() == []

@@ -66,6 +66,38 @@ def test_a_bot_late_by_more_than_an_interval_runs_the_current_slot() -> None:
     assert schedule.cycle_as_of(T0, now, 60) == T0  # on time: its own instant
 
 
+def test_due_times_round_down_to_the_tick_and_stay_on_it() -> None:
+    assert [schedule.tick_seconds(i) for i in (60, 1.5, 0.2, 2.5)] == [1.0, 0.75, 0.2, 0.625]
+    for interval in (60, 1.5, 0.2, 2.5):
+        tick = timedelta(seconds=schedule.tick_seconds(interval))
+        for ms in (0, 1, 249, 250, 749, 999, 61_234, 3_599_999):
+            due = T0 + timedelta(milliseconds=ms, microseconds=ms % 7)
+            at = schedule.cycle_as_of(due, due, interval)
+            assert at <= due < at + tick  # never ahead of time, at most one tick early
+            following = at + timedelta(seconds=interval)  # what complete() sets next
+            assert schedule.cycle_as_of(following, following, interval) == following
+
+
+def test_bots_due_within_one_tick_share_one_as_of_and_one_unit_whatever_their_owner() -> None:
+    from trading.engine.runner import MAX_GROUP, units
+
+    now = T0 + timedelta(seconds=2)
+    claims = [
+        schedule.Claim(i, owner, schedule.cycle_as_of(due, now, 60), due)
+        for i, (owner, due) in enumerate(
+            [(o, T0 + timedelta(milliseconds=37 * i)) for i, o in enumerate([1, 2, 3, 1, 2])]
+            + [(4, T0 + timedelta(seconds=1, milliseconds=5))]
+        )
+    ]
+    assert [(at, [c.bot_id for c in part]) for at, part in units(claims)] == [
+        (T0, [0, 1, 2, 3, 4]), (T0 + timedelta(seconds=1), [5]),
+    ]  # fmt: skip
+    # Idle workers get a few due bots each; with none idle, units fill up to MAX_GROUP.
+    assert [len(p) for _, p in units(claims[:5], workers=3)] == [2, 2, 1]
+    many = [schedule.Claim(i, i, T0, T0) for i in range(2 * MAX_GROUP + 3)]
+    assert [len(p) for _, p in units(many, workers=0)] == [MAX_GROUP, MAX_GROUP, 3]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claimers_never_take_the_same_bot() -> None:
     ids = set(_fleet(60))

@@ -291,6 +291,56 @@ def test_summed_equity_curve_carries_each_bot_forward_and_matches_a_rebuild() ->
 
 
 @pytest.mark.django_db
+def test_a_snapshot_batch_of_several_owners_matches_the_single_service_and_a_rebuild(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trading import events
+
+    sent: list[tuple[int, str, dict]] = []
+    monkeypatch.setattr(events, "publish", lambda o, kind, data: sent.append((o, kind, data)))
+    first, second = make_user(), make_user()
+    a = make_bot(owner=first, initial_capital=Decimal("1000"))
+    b = make_bot(owner=first, initial_capital=Decimal("500"))
+    c = make_bot(owner=second, initial_capital=Decimal("2000"),
+                 risk_params={"max_position_pct": "100", "max_drawdown_pct": "10"})  # fmt: skip
+    Bot.objects.filter(pk=c.pk).update(status="active")
+    for bot, quantity in ((a, "1"), (c, "10")):
+        services.position_open(
+            bot=bot, symbol="BTC/USDT", side="long", quantity=quantity, price="100",
+            client_order_id=f"o{bot.pk}", executed_at=T0,
+        )  # fmt: skip
+    Position.objects.filter(bot=a).update(current_price=Decimal("110"))
+    services.equity_snapshot_record(bot=b, taken_at=T0 + timedelta(hours=1))  # b's own first
+    rows = services.equity_snapshots_record(
+        bot_ids=[c.pk, a.pk, b.pk, 10**12], taken_at=T0 + timedelta(hours=2)
+    )  # a gone bot is left out
+    assert sorted(r.bot_id for r in rows) == [a.pk, b.pk, c.pk]
+    Position.objects.filter(bot=c).update(current_price=Decimal("80"))  # c: -200 of ~2,000
+    # b already has this instant: left out of the batch, a 400 for the single service.
+    again = services.equity_snapshots_record(bot_ids=[b.pk, c.pk], taken_at=T0 + timedelta(hours=2))
+    assert again == []
+    with pytest.raises(InvalidInput, match="later than the bot's last snapshot"):
+        services.equity_snapshot_record(bot=b, taken_at=T0 + timedelta(hours=2))
+    services.equity_snapshots_record(bot_ids=[b.pk, c.pk], taken_at=T0 + timedelta(hours=3))
+    # One account row per owner and instant, as the single service would have kept them.
+    assert [row[1] for row in account_rows(first.pk)] == [Decimal("500"), Decimal("1510"),
+                                                          Decimal("1510")]  # fmt: skip
+    assert [row[4] for row in account_rows(first.pk)] == [1, 2, 2]
+    assert [row[1] for row in account_rows(second.pk)] == [Decimal("2000"), Decimal("1800")]
+    incremental = {o.pk: account_rows(o.pk) for o in (first, second)}
+    for owner in (first, second):
+        services.account_equity_rebuild(owner_id=owner.pk)
+        assert account_rows(owner.pk) == incremental[owner.pk]
+    c.refresh_from_db()
+    assert c.status == "paused" and "max_drawdown_pct" in c.status_reason
+    assert c.peak_equity == Decimal("2000") and c.max_drawdown_pct == Decimal("10")
+    statuses = [d for o, kind, d in sent if kind == events.BOT_STATUS]
+    assert statuses == [{"bot": c.pk, "name": c.name, "status": "paused",
+                         "updated_at": c.updated_at}]  # fmt: skip
+    assert len([kind for _, kind, _ in sent if kind == events.EQUITY_SNAPSHOT]) == 1 + 3 + 2
+
+
+@pytest.mark.django_db
 def test_retries_answer_before_checks_and_reused_ids_are_refused() -> None:
     bot = make_bot(initial_capital=Decimal("100"))
     order = {"bot": bot, "symbol": "BTC/USDT", "side": "long", "quantity": "0.3", "price": "300",

@@ -1,5 +1,6 @@
 """python manage.py bench_engine [--bots 1000] [--symbols 20] [--concurrency 10,50,100]
                                 [--schedule-seconds 0] [--unpooled 100] [--processes 2]
+       python manage.py bench_engine --fleets 1000,2000,5000 --schedule-seconds 70
 
 Engine figures (PERFORMANCE.md, "Bot engine"). Creates a benchmark fleet (users ``bench-engine-*``,
 replaced on each run; ``--keep`` leaves it): ``--bots`` active bots, ten per owner, over
@@ -17,6 +18,11 @@ with the process's pool (``DB_POOL_MAX_SIZE``, 20 for the figures) measures:
 4. **Processes** (``--processes P``): one round of the whole fleet by P runner processes at once
    against one process: throughput ratio, and no bot run twice (cycle counts).
 
+``--fleets 1000,2000,3000,5000``: instead of the above, the largest fleet on the schedule: for
+each size in one run, a new fleet, one round (``--schedule-concurrency`` threads), then the
+schedule for ``--schedule-seconds`` (lag, cycles/s, where the time goes), peak connections and
+``check_ledger`` per fleet, with the load average.
+
 Throughout: peak server connections of this database (``pg_stat_activity``, sampled every
 50 ms), the market cache hit rate (this process), and ``check_ledger`` at the end.
 """
@@ -29,6 +35,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,7 +50,8 @@ from django.utils import timezone
 from marketdata.clients.synthetic import BASE_PRICES
 from monitoring import pool as monitoring_pool
 from monitoring.context import process_cache_counts
-from trading.engine.runner import Runner, pool_stats
+from trading.engine import schedule
+from trading.engine.runner import MAX_GROUP, Runner, _Unit, pool_stats
 from trading.ledger import check_ledger
 from trading.management.commands.run_bots import cache_hit_rate
 from trading.models import Bot
@@ -136,6 +145,45 @@ def _due_now(ids: list[int]) -> None:
     )
 
 
+class OwnerUnitsRunner(Runner):
+    """The runner as it grouped before the schedule's tick (benchmark only, for ``--ab``): each
+    bot at its exact due instant, units of one owner and ``as_of``; on a spread schedule nearly
+    every unit is one bot."""
+
+    def _dispatch(self, claims: list[Any]) -> None:
+        groups: dict[tuple[int, Any], list[Any]] = {}
+        for claim in claims:
+            groups.setdefault((claim.owner_id, claim.as_of), []).append(claim)
+        for (_owner, as_of), members in groups.items():
+            for start in range(0, len(members), MAX_GROUP):
+                part = members[start : start + MAX_GROUP]
+                with self._in_flight_lock:
+                    self._in_flight += 1
+                    for claim in part:
+                        self._dispatched[claim.bot_id] = self._dispatched.get(claim.bot_id, 0) + 1
+                self._queue.put(_Unit(as_of, part))
+
+
+@contextmanager
+def _exact_due_times() -> Iterator[None]:
+    """``as_of`` = the exact due instant (no tick), as before the tick (``--ab`` baseline)."""
+    original = schedule.tick_floor
+    schedule.tick_floor = lambda at, interval: at  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        schedule.tick_floor = original
+
+
+def _phases(timings: dict[str, float], cycles: int, thread_seconds: float) -> dict[str, float]:
+    """Milliseconds per cycle in each phase: inside the cycle (load, market, decide, write,
+    snapshot) and around it (claim, complete, observe: the JSON log line and the metrics);
+    ``other`` is the rest of the workers' time (waiting for work or the GIL, queues)."""
+    phases = {k: round(v / cycles * 1000, 3) for k, v in timings.items()}
+    phases["other"] = round(max(0.0, thread_seconds - sum(timings.values())) / cycles * 1000, 3)
+    return phases
+
+
 def _round(ids: list[int], concurrency: int) -> dict[str, Any]:
     """Every bot due once, run by one runner until idle."""
     _due_now(ids)
@@ -147,7 +195,7 @@ def _round(ids: list[int], concurrency: int) -> dict[str, Any]:
     wall = time.perf_counter() - started
     summary = stats.summary()
     cycles = max(summary["cycles"], 1)
-    phases = {k: round(v / cycles * 1000, 2) for k, v in stats.timings.items()}
+    phases = _phases(stats.timings, cycles, wall * concurrency)
     pool = pool_stats()
     return {
         "concurrency": concurrency, "cycles": summary["cycles"], "errors": summary["errors"],
@@ -168,6 +216,16 @@ class Command(BaseCommand):
         parser.add_argument("--interval", type=float, default=60.0)
         parser.add_argument("--schedule-seconds", type=float, default=0.0)
         parser.add_argument("--schedule-concurrency", type=int, default=20)
+        parser.add_argument(
+            "--fleets", default="",
+            help="comma-separated fleet sizes: for each, a new fleet, one round, then the "
+            "schedule for --schedule-seconds (the largest fleet on the schedule); only this",
+        )  # fmt: skip
+        parser.add_argument(
+            "--ab", action="store_true",
+            help="with --fleets: also the schedule with the grouping before the tick (one owner "
+            "per unit, exact due times), alternated with the tick in one run",
+        )  # fmt: skip
         parser.add_argument("--unpooled", type=int, default=0, help="bots for pooled vs unpooled")
         parser.add_argument("--processes", type=int, default=0)
         parser.add_argument("--keep", action="store_true")
@@ -183,6 +241,8 @@ class Command(BaseCommand):
             return self._child(options)
         if connection.vendor != "postgresql":
             raise CommandError("bench_engine needs PostgreSQL (DATABASE_URL).")
+        if options["fleets"]:
+            return self._fleets(options)
         levels = [int(x) for x in options["concurrency"].split(",") if x.strip()]
         self.stdout.write(
             f"bench_engine: {options['bots']} bots, {options['symbols']} symbols, pool max "
@@ -232,23 +292,68 @@ class Command(BaseCommand):
         if not options["keep"]:
             get_user_model().objects.filter(username__startswith=PREFIX).delete()
 
-    def _schedule(self, ids: list[int], options: dict[str, Any]) -> dict[str, Any]:
+    def _fleets(self, options: dict[str, Any]) -> None:
+        """The largest fleet on the schedule: for each size, one round then the schedule."""
+        sizes = [int(x) for x in options["fleets"].split(",") if x.strip()]
+        level = options["schedule_concurrency"]
+        self.stdout.write(
+            f"bench_engine --fleets: {sizes} bots, {options['symbols']} symbols, pool max "
+            f"{settings.DB_POOL_MAX_SIZE}, concurrency {level}, interval {options['interval']} s "
+            f"for {options['schedule_seconds']} s each"
+        )
+        report: dict[str, Any] = {"pool_max": settings.DB_POOL_MAX_SIZE, "fleets": []}
+        for index, size in enumerate(sizes):
+            ids = _fleet(size, options["symbols"])
+            result: dict[str, Any] = {"bots": size}
+            with PeakConnections() as peak:
+                result["round"] = _round(ids, level)
+                # --ab: both groupings, the first one alternating from fleet to fleet.
+                kinds = ["tick", "owner"] if options["ab"] else ["tick"]
+                if index % 2:
+                    kinds.reverse()
+                for kind in kinds:
+                    if kind == "tick":
+                        result["schedule"] = self._schedule(ids, options)
+                        continue
+                    with _exact_due_times():
+                        result["schedule_owner_units"] = self._schedule(
+                            ids, options, runner_class=OwnerUnitsRunner
+                        )
+            violations = check_ledger()
+            result.update(
+                load_average=[round(x, 2) for x in os.getloadavg()],
+                peak_server_connections=peak.peak, ledger_violations=len(violations),
+            )  # fmt: skip
+            report["fleets"].append(result)
+            self.stdout.write(f"fleet: {json.dumps(result)}")
+        self.stdout.write("REPORT " + json.dumps(report))
+        if not options["keep"]:
+            get_user_model().objects.filter(username__startswith=PREFIX).delete()
+
+    def _schedule(
+        self, ids: list[int], options: dict[str, Any], *, runner_class: type[Runner] = Runner
+    ) -> dict[str, Any]:
         interval = options["interval"]
         _due_now(ids)
-        # Spread first due times over one interval, as bots started at different moments are.
+        # Spread first due times over one interval at arbitrary milliseconds, as bots started
+        # at different moments are (the schedule's tick, not the benchmark, lines them up).
         with connection.cursor() as cursor:
             cursor.execute(
-                "UPDATE trading_bot SET next_run_at = now() + (id %% %s) * interval '1 second' "
-                "WHERE id = ANY(%s)",
+                "UPDATE trading_bot SET next_run_at = now() + "
+                "((id * 7919) %% (%s * 1000)) * interval '1 millisecond' WHERE id = ANY(%s)",
                 [int(interval), ids],
             )
         connection.close()
-        runner = Runner(interval=interval, concurrency=options["schedule_concurrency"])
+        level = options["schedule_concurrency"]
+        runner = runner_class(interval=interval, concurrency=level)
+        started = time.perf_counter()
         stats = runner.run(duration=options["schedule_seconds"])
+        wall = time.perf_counter() - started
         summary = stats.summary()
         due = sum(
-            int(options["schedule_seconds"] // interval) + (1 if (i % int(interval)) <
-                                                            options["schedule_seconds"] % interval else 0)
+            int(options["schedule_seconds"] // interval)
+            + (1 if (i * 7919) % (int(interval) * 1000) / 1000 < options["schedule_seconds"]
+               % interval else 0)
             for i in ids
         )  # fmt: skip
         return {
@@ -257,6 +362,9 @@ class Command(BaseCommand):
             "cycles_due_approx": due, "lag_p50_s": round(summary["lag_p50_s"], 3),
             "lag_p95_s": round(summary["lag_p95_s"], 3), "lag_max_s": round(summary["lag_max_s"], 3),
             "errors": summary["errors"], "pool_errors": pool_stats()["errors"],
+            "cycles_per_s": round(summary["cycles"] / wall, 1),
+            "p50_ms": round(summary["p50_ms"], 2), "p95_ms": round(summary["p95_ms"], 2),
+            "phases_ms": _phases(stats.timings, max(summary["cycles"], 1), wall * level),
         }  # fmt: skip
 
     def _spawn(
