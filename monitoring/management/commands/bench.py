@@ -48,6 +48,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from argparse import SUPPRESS
 from collections import Counter
 from datetime import UTC, datetime
@@ -86,7 +87,7 @@ PHASES = [
 # Options the process you start hands to the measuring one (everything but the database's).
 FORWARDED = ("out", "profile", "user", "password", "iterations", "warmup", "compare_iterations",
              "clients", "seconds", "rounds", "loads", "scale", "scale_iterations", "engine_bots",
-             "engine_concurrency", "max_minutes")  # fmt: skip
+             "engine_concurrency", "engine_symbols", "max_minutes")  # fmt: skip
 
 
 def _forwarded(options: dict[str, Any]) -> list[str]:
@@ -247,6 +248,7 @@ class Command(BaseCommand):
         parser.add_argument("--scale-iterations", type=int, default=50)
         parser.add_argument("--engine-bots", default="10,100,1000", help="fleets (comma-separated)")
         parser.add_argument("--engine-concurrency", type=int, default=10)
+        parser.add_argument("--engine-symbols", type=int, default=20)
         parser.add_argument("--max-minutes", type=float, default=10.0)
         parser.add_argument(
             "--skip", action="append", default=[], choices=[name for name, _ in PHASES],
@@ -303,6 +305,8 @@ class Command(BaseCommand):
 
     def _measure(self, options: dict[str, Any]) -> None:
         database.require_marked()
+        # The in-process client builds WhiteNoise without collectstatic: not a finding.
+        warnings.filterwarnings("ignore", "No directory at", UserWarning)
         self.deadline = time.monotonic() + (options["deadline"] - time.time())
         started = time.monotonic()
         self.stdout.write("[setup] migrate ...")
@@ -468,8 +472,10 @@ class Command(BaseCommand):
             servers.append(server)
             unpooled, server = self._server(pooled=False)
             servers.append(server)
+            began = time.monotonic()
             self._wait_for(base + CEILING, servers[0])
             self._wait_for(unpooled + CEILING, servers[1])
+            self.stdout.write(f"    two gunicorn servers up in {time.monotonic() - began:.0f} s")
             headers = {"Authorization": f"Token {token_create(user=user).key}"}
             clients, seconds = options["clients"], options["seconds"]
             for path in MIX:  # warm the workers (connections, caches)
@@ -487,8 +493,12 @@ class Command(BaseCommand):
                     load.run(seconds / rounds)
             measured = {name: load.result() for name, load in loads.items()}
         finally:
+            began = time.monotonic()
+            for server in servers:
+                server.terminate()  # both drain at once
             for server in servers:
                 self._stop(server)
+            self.stdout.write(f"    servers stopped in {time.monotonic() - began:.0f} s")
         ceiling = measured["ceiling"]["rps"]
         return {
             "server": f"gunicorn, {self.workers} sync worker(s), 127.0.0.1",
@@ -555,12 +565,13 @@ class Command(BaseCommand):
     def _engine(self, options: dict[str, Any]) -> dict[str, Any]:
         return bench_engine_section.run(
             fleets=_ints(options["engine_bots"]), concurrency=options["engine_concurrency"],
-            symbols=20, seconds_left=self._seconds_left, say=self.stdout.write,
+            symbols=options["engine_symbols"], seconds_left=self._seconds_left,
+            say=self.stdout.write,
         )  # fmt: skip
 
     def _scale(self, options: dict[str, Any]) -> dict[str, Any]:
-        def client_for() -> Any:
-            return token_client(options["user"], session=False)[1]
+        def client_for(username: str) -> Any:
+            return token_client(username, session=False)[1]
 
         return scale.run(
             profile=options["profile"], levels=_ints(options["scale"]),
