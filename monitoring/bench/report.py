@@ -238,7 +238,7 @@ def _engine(r: dict[str, Any]) -> list[str]:
         lines.append(f"| {row['bots']:,} | {row['cycles_per_s']:.0f} | {row['p50_ms']:.1f} | "
                      f"{row['p95_ms']:.1f} | {row['errors']} | {row['pool_size']} | "
                      f"{row['pool_errors']} | {row['peak_server_connections']} | {hit_text} | "
-                     f"{row['warm_up']['cycles_per_s']:.0f} |")  # fmt: skip
+                     f"{row['warm_up']['cycles_per_s']:.1f} |")  # fmt: skip
     for bots, why in e["skipped"].items():
         lines.append(f"\n{bots} bots: skipped ({why}).")
     return [*lines, ""]
