@@ -81,8 +81,9 @@ checks: install
 	REDIS_URL= DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 		$(BIN)/python manage.py check --deploy --fail-level WARNING
 
-# One command, one report: bench-report/report.md and results.json, on the data of DATABASE_URL
-# (seed_demo first; PERFORMANCE.md, "One command"). Needs REDIS_URL, and Chromium for the page.
+# One command, one report: bench-report/ (report.md, results.json, PNG charts), measured on a
+# benchmark database it creates next to DATABASE_URL's, seeds and drops (PERFORMANCE.md, "One
+# command"); DATABASE_URL's own data is never touched. Needs REDIS_URL, and Chromium for the page.
 bench: install
 	$(BIN)/python manage.py bench $(BENCH_ARGS)
 

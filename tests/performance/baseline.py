@@ -4,6 +4,11 @@ What a first version typically looks like, and what peers such as Freqtrade do: 
 ModelSerializer over an unoptimised queryset (no select_related, no .values(), COUNT(*) paging)
 and aggregates computed in Python over the whole history on every request. Test-only code:
 mounted under /baseline/ by ``tests.performance.urls`` and by ``bench_api --baseline``.
+
+Two more for ``manage.py bench``'s side-by-side ratios, each differing from something else in one
+thing only: ``positions-eager`` is the naive positions view with ``select_related("bot")`` (so
+against ``positions`` it measures the N+1 alone), and ``trades/all`` renders the product's own
+trade rows (``api_rows``, the same renderer) for the user's whole history instead of one page.
 """
 
 from __future__ import annotations
@@ -88,6 +93,29 @@ class PositionsView(APIView):
         return pager.get_paginated_response(PositionSerializer(page, many=True).data)
 
 
+class EagerPositionsView(APIView):
+    """PositionsView with the bot loaded in the same query: one query instead of 1 + rows."""
+
+    def get(self, request: Request) -> Response:
+        queryset = (
+            Position.objects.filter(bot__owner=request.user, status="open")
+            .select_related("bot")
+            .order_by("-opened_at")
+        )
+        pager = Pages()
+        page = pager.paginate_queryset(queryset, request, view=self)
+        return pager.get_paginated_response(PositionSerializer(page, many=True).data)
+
+
+class WholeTradeListView(APIView):
+    """Every trade of the user, newest first, in the product's row shape and renderer (what
+    /api/trades/ would answer without pages)."""
+
+    def get(self, request: Request) -> Response:
+        rows = Trade.objects.for_owner(request.user).api_rows().order_by("-executed_at", "-id")
+        return Response({"count": len(rows := list(rows)), "results": rows})
+
+
 class TradesView(APIView):
     def get(self, request: Request) -> Response:
         queryset = Trade.objects.filter(bot__owner=request.user).order_by("-executed_at")
@@ -132,4 +160,6 @@ urlpatterns = [
     path("baseline/dashboard/positions", PositionsView.as_view()),
     path("baseline/dashboard/trades", TradesView.as_view()),
     path("baseline/dashboard/performance", PerformanceView.as_view()),
+    path("baseline/dashboard/positions-eager", EagerPositionsView.as_view()),
+    path("baseline/trades/all", WholeTradeListView.as_view()),
 ]

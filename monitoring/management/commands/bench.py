@@ -1,29 +1,42 @@
-"""python manage.py bench [--out bench-report] [--iterations 100] [--seconds 10] [--loads 5]
+"""python manage.py bench [--profile reference|large|...] [--out bench-report] [--max-minutes 10]
 
-One command, one report: measures the current database's data (``seed_demo`` first; the demo
-user by default) and writes ``<out>/report.md`` and ``<out>/results.json``. Bounded in time
-(``--max-minutes``, default 10: a phase that would start past it is skipped and says so), with a
-progress line per phase. Phases:
+One command, one report, on a benchmark database of its own (``monitoring/bench/database.py``):
+the process you start creates ``<DATABASE_URL's name>_bench`` on the same server (``--database``
+to name it), and a second process, pointed at it with its own cache key prefix, migrates it,
+seeds it (``seed_demo --profile P``, ``reference`` by default; any profile of
+``trading.seed.PROFILES``), measures and writes ``<out>/report.md``, ``<out>/results.json`` and
+PNG charts; the database is dropped at the end unless ``--keep``. Bounded in time
+(``--max-minutes``, default 10, setup included: a phase that would start past it is skipped and the
+report says so; the scale and engine series skip the levels that would not fit), with a progress
+line per phase. Phases:
 
-1. each dashboard endpoint in process through the whole middleware stack (token auth, full
-   responses, the response cache off): p50/p95/p99, queries, bytes;
-2. conditional reads, data unchanged: a repeat from the per-user response cache and a 304 to
+1. ``endpoints``: each dashboard endpoint in process through the whole middleware stack (token
+   auth, full responses, the response cache off): p50/p95/p99, queries, bytes;
+2. ``conditional``: data unchanged, a repeat from the per-user response cache and a 304 to
    ``If-None-Match``, against the full p50;
-3. over HTTP: gunicorn started here on 127.0.0.1 (``WEB_CONCURRENCY`` workers, default 2), N
+3. ``indexes``: the dashboard and list endpoints with the hot indexes present, dropped (then
+   ANALYZE) and present again (``monitoring/bench/compare.py``);
+4. ``eager_lazy``: the open positions through the product, the naive ModelSerializer with the bot
+   loaded eagerly, and lazily (N+1) (``tests/performance/baseline.py``), interleaved;
+5. ``page_vs_list``: one page of trades against the whole history in the same rows, interleaved;
+6. ``market_cache``: OHLCV and an indicator set from a warm and a cold cache, interleaved;
+7. ``http``: gunicorn started here on 127.0.0.1 (``WEB_CONCURRENCY`` workers, default 2), N
    clients (default 8) for ``--seconds`` each on a trivial endpoint (``/healthz``, the stack's
    ceiling), the dashboard mix with full responses, and the same mix as a polling client sends
    it (``If-None-Match``), and the full mix on a second, identical server without the pool
    (``DB_POOL_DISABLED=1``: a new connection per request), all interleaved in ``--rounds``
    slices: req/s, p50/p95/p99, errors, each mix as a share of the ceiling, pooled / unpooled;
-4. the dashboard page in headless Chromium (``bench_page``'s measurement): cold and warm loads,
-   with the page's first data inside and without (``/?initial=0``).
-
-Not in it (yet): a dedicated benchmark database and profiles, indexes dropped, eager vs lazy
-serializers, the history-depth scale, the engine, and charts.
+8. ``page``: the dashboard page in headless Chromium (``bench_page``'s measurement): cold and warm
+   loads, with the page's first data inside and without (``/?initial=0``);
+9. ``engine``: fleets of ``--engine-bots`` (10, 100, 1,000) through ``bench_engine``'s fleet and
+   rounds: cycles/s, p95 cycle time, pool size and errors, peak server connections;
+10. ``scale``: the demo user alone with ``--scale`` trades (1k, 10k, 100k, 1M), p95 per endpoint
+    at each level (``monitoring/bench/scale.py``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -35,24 +48,59 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
+from argparse import SUPPRESS
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from accounts.benchclient import token_client
+from monitoring.bench import charts, compare, database, report, scale
+from monitoring.bench import engine as bench_engine_section
 from trading.dashboard import DASHBOARD_PATHS
 from trading.management.commands.bench_api import percentile, quiet_request_logs
 from trading.models import Bot, Position, Trade
+from trading.seed import PROFILES
 
 REPO = Path(__file__).resolve().parents[3]
 CEILING = "/healthz"
 MIX = [*DASHBOARD_PATHS, "/api/bots/", "/api/trades/?limit=50"]
+PHASES = [
+    ("endpoints", "dashboard endpoints in process"),
+    ("conditional", "cached repeats and 304s"),
+    ("indexes", "indexes present vs dropped"),
+    ("eager_lazy", "eager vs lazy serializer"),
+    ("page_vs_list", "a page vs the whole list"),
+    ("market_cache", "market data cache warm vs cold"),
+    ("http", "over HTTP (gunicorn)"),
+    ("page", "the page in Chromium"),
+    ("engine", "the bot engine"),
+    ("scale", "trades per user"),
+]
+# Options the process you start hands to the measuring one (everything but the database's).
+FORWARDED = ("out", "profile", "user", "password", "iterations", "warmup", "compare_iterations",
+             "clients", "seconds", "rounds", "loads", "scale", "scale_iterations", "engine_bots",
+             "engine_concurrency", "engine_symbols", "max_minutes")  # fmt: skip
+
+
+def _forwarded(options: dict[str, Any]) -> list[str]:
+    argv = []
+    for name in FORWARDED:
+        argv += [f"--{name.replace('_', '-')}", str(options[name])]
+    for phase in options["skip"]:
+        argv += ["--skip", phase]
+    return argv
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
 
 
 def _free_port() -> int:
@@ -162,14 +210,30 @@ def _load(
 
 
 class Command(BaseCommand):
-    help = "Run the benchmarks and write one report (bench-report/report.md, results.json)."
+    help = "Run the benchmarks on a benchmark database of their own and write one report."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--out", default="bench-report")
+        parser.add_argument(
+            "--profile", choices=sorted(PROFILES), default="reference",
+            help="seed_demo profile of the benchmark database (default reference).",
+        )  # fmt: skip
+        parser.add_argument(
+            "--database", help="Name of the benchmark database (default: DATABASE_URL's name "
+            "+ _bench), created on the same server. Never DATABASE_URL's own.",
+        )  # fmt: skip
+        parser.add_argument(
+            "--keep", action="store_true",
+            help="Keep the benchmark database afterwards (default: dropped).",
+        )  # fmt: skip
         parser.add_argument("--user", default="demo")
         parser.add_argument("--password", default="zerobot-demo", help="for the page's login")
         parser.add_argument("--iterations", type=int, default=100)
         parser.add_argument("--warmup", type=int, default=20)
+        parser.add_argument(
+            "--compare-iterations", type=int, default=30,
+            help="requests per side of each side-by-side comparison",
+        )  # fmt: skip
         parser.add_argument("--clients", type=int, default=8)
         parser.add_argument("--seconds", type=float, default=10.0, help="per HTTP load kind")
         parser.add_argument(
@@ -177,24 +241,99 @@ class Command(BaseCommand):
             help="HTTP loads are interleaved in this many slices each",
         )  # fmt: skip
         parser.add_argument("--loads", type=int, default=5, help="page loads of each kind")
+        parser.add_argument(
+            "--scale", default="1000,10000,100000,1000000",
+            help="trades per user of the scale series (comma-separated)",
+        )  # fmt: skip
+        parser.add_argument("--scale-iterations", type=int, default=50)
+        parser.add_argument("--engine-bots", default="10,100,1000", help="fleets (comma-separated)")
+        parser.add_argument("--engine-concurrency", type=int, default=10)
+        parser.add_argument("--engine-symbols", type=int, default=20)
         parser.add_argument("--max-minutes", type=float, default=10.0)
         parser.add_argument(
-            "--skip", action="append", default=[], choices=["http", "page"],
+            "--skip", action="append", default=[], choices=[name for name, _ in PHASES],
             help="Leave a phase out (repeatable).",
         )  # fmt: skip
+        # Internal: the process that measures, started by the one you run (module docstring).
+        parser.add_argument("--in-bench-database", action="store_true", help=SUPPRESS)
+        parser.add_argument("--deadline", type=float, default=0.0, help=SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.DEBUG:
             raise CommandError("DEBUG is on: the figures would be several times the real ones.")
-        self.deadline = time.monotonic() + options["max_minutes"] * 60
+        if options["in_bench_database"]:
+            return self._measure(options)
+        return self._orchestrate(options)
+
+    # --- the process you start: the benchmark database around the measuring process ----------
+
+    def _orchestrate(self, options: dict[str, Any]) -> None:
+        name = options["database"] or database.default_name()
+        deadline = time.time() + options["max_minutes"] * 60
+        self.stdout.write(f"benchmark database {name!r} (profile {options['profile']}) ...")
+        database.create(name)
+        env = {
+            **os.environ, "DATABASE_URL": database.url_for(name), "DEBUG": "0",
+            # Its own cache keys: the benchmark's users, data versions and bodies never meet
+            # those of DATABASE_URL's users on the same Redis.
+            "CACHE_KEY_PREFIX": f"{settings.CACHE_KEY_PREFIX}-bench",
+            "SECRET_KEY": settings.SECRET_KEY,
+        }  # fmt: skip
+        # The measuring process stops starting phases a little earlier: its start-up, the last
+        # phase it started, the report and the drop fit in --max-minutes too.
+        margin = min(60.0, options["max_minutes"] * 60 * 0.1)
+        argv = [sys.executable, str(REPO / "manage.py"), "bench", "--in-bench-database",
+                "--deadline", str(deadline - margin), *_forwarded(options)]  # fmt: skip
+        child = subprocess.Popen(  # noqa: S603 - our interpreter, our manage.py, our arguments
+            argv, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        try:
+            assert child.stdout is not None
+            for line in child.stdout:
+                self.stdout.write(line.rstrip("\n"))
+            code = child.wait()
+        finally:
+            if child.poll() is None:
+                child.terminate()
+                child.wait(timeout=60)
+            if options["keep"]:
+                self.stdout.write(f"kept the benchmark database {name!r} (--keep)")
+            else:
+                database.drop(name)
+                self.stdout.write(f"dropped the benchmark database {name!r}")
+        if code != 0:
+            raise CommandError(f"the measuring process failed (exit {code}); see above")
+
+    # --- the measuring process, inside the benchmark database --------------------------------
+
+    def _measure(self, options: dict[str, Any]) -> None:
+        database.require_marked()
+        # The in-process client builds WhiteNoise without collectstatic: not a finding.
+        warnings.filterwarnings("ignore", "No directory at", UserWarning)
+        self.deadline = time.monotonic() + (options["deadline"] - time.time())
+        started = time.monotonic()
+        self.stdout.write("[setup] migrate ...")
+        call_command("migrate", verbosity=0, interactive=False)
+        self.stdout.write(f"[setup] seed_demo --profile {options['profile']} ...")
+        seeded = time.monotonic()
+        call_command("seed_demo", profile=options["profile"], force=True, verbosity=0,
+                     stdout=io.StringIO())  # fmt: skip
+        seed_seconds = time.monotonic() - seeded
+        self.stdout.write(f"[setup] done in {time.monotonic() - started:.0f} s "
+                          f"(seeding {seed_seconds:.0f} s)")  # fmt: skip
         user, client = token_client(options["user"], session=False)
         if not Bot.objects.filter(owner=user).exists():
-            raise CommandError(f"{options['user']!r} has no bots: run seed_demo first.")
+            raise CommandError(f"{options['user']!r} has no bots in profile {options['profile']}.")
+        self.user, self.client = user, client
         data = {
+            "profile": options["profile"],
+            "database": connection.settings_dict["NAME"],
+            "seed_seconds": round(seed_seconds, 1),
             "user": user.username,
             "bots": Bot.objects.filter(owner=user).count(),
             "trades": Trade.objects.filter(owner=user).count(),
             "open_positions": Position.objects.filter(owner=user, status="open").count(),
+            "all_trades": Trade.objects.count(),
         }
         machine = {
             "cpus": os.cpu_count(),
@@ -204,40 +343,60 @@ class Command(BaseCommand):
         results: dict[str, Any] = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "commit": self._commit(),
+            "command": "python manage.py bench " + " ".join(_forwarded(options)),
             "machine": machine,
             "data": data,
             "skipped": {},
         }
-        phases = [
-            ("endpoints", lambda: self._endpoints(client, options)),
-            ("conditional", lambda: self._conditional(client, options)),
-            ("http", lambda: self._http(user, options)),
-            ("page", lambda: self._page(user, options)),
-        ]
-        for number, (name, run) in enumerate(phases, 1):
+        for number, (name, _) in enumerate(PHASES, 1):
+            label = f"[{number}/{len(PHASES)}] {name}"
             if name in options["skip"]:
                 results["skipped"][name] = "--skip"
                 continue
             if time.monotonic() > self.deadline:
                 results["skipped"][name] = "time bound (--max-minutes) reached"
-                self.stdout.write(f"[{number}/{len(phases)}] {name}: skipped (time bound)")
+                self.stdout.write(f"{label}: skipped (time bound)")
                 continue
-            self.stdout.write(f"[{number}/{len(phases)}] {name} ...")
-            started = time.monotonic()
-            with quiet_request_logs():
-                results[name] = run()
-            self.stdout.write(f"[{number}/{len(phases)}] {name} done in "
-                              f"{time.monotonic() - started:.0f} s")  # fmt: skip
+            self.stdout.write(f"{label} ...")
+            began = time.monotonic()
+            with quiet_request_logs("zerobot.engine.cycle"):  # and a line per bot cycle
+                try:
+                    results[name] = getattr(self, f"_{name}")(options)
+                except Exception as exc:  # one phase failing must not lose the others' figures
+                    results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+                    self.stderr.write(f"{label} failed: {exc}")
+            self.stdout.write(f"{label} done in {time.monotonic() - began:.0f} s")
+        results["machine"]["load_average_end"] = os.getloadavg()
+        results["seconds"] = round(time.monotonic() - started, 1)
         out = Path(options["out"])
         out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        (out / "report.md").write_text(self._report(results))
-        self.stdout.write(f"wrote {out / 'report.md'} and {out / 'results.json'}")
+        results["charts"] = charts.draw(results, out)
+        (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        (out / "report.md").write_text(report.render(results))
+        self.stdout.write(f"wrote {out / 'report.md'}, {out / 'results.json'} and "
+                          f"{len(results['charts'])} charts in {results['seconds']:.0f} s")  # fmt: skip
+        self._forget_cache_keys()
+
+    def _seconds_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def _forget_cache_keys(self) -> None:
+        """The benchmark's own Redis keys (its prefix only), so runs leave nothing behind."""
+        if "django_redis" not in settings.CACHES["default"]["BACKEND"]:
+            return
+        from django_redis import get_redis_connection
+
+        redis = get_redis_connection("default")
+        keys = list(redis.scan_iter(match=f"{settings.CACHE_KEY_PREFIX}:*", count=1000))
+        for offset in range(0, len(keys), 1000):
+            redis.delete(*keys[offset : offset + 1000])
 
     # --- phases ---------------------------------------------------------------------------
 
-    def _endpoints(self, client: Any, options: dict[str, Any]) -> dict[str, Any]:
-        rows = {}
+    # --- phases ---------------------------------------------------------------------------
+
+    def _endpoints(self, options: dict[str, Any]) -> dict[str, Any]:
+        client, rows = self.client, {}
         with override_settings(DASHBOARD_CACHE_SECONDS=0):
             for url in DASHBOARD_PATHS:
                 for _ in range(options["warmup"]):
@@ -255,8 +414,8 @@ class Command(BaseCommand):
                              "bytes": len(response.content)}  # fmt: skip
         return rows
 
-    def _conditional(self, client: Any, options: dict[str, Any]) -> dict[str, Any]:
-        rows = {}
+    def _conditional(self, options: dict[str, Any]) -> dict[str, Any]:
+        client, rows = self.client, {}
         with override_settings(DASHBOARD_CACHE_SECONDS=max(settings.DASHBOARD_CACHE_SECONDS, 600)):
             for url in DASHBOARD_PATHS:
                 first = client.get(url)
@@ -302,12 +461,13 @@ class Command(BaseCommand):
             server.kill()
             server.wait(timeout=10)
 
-    def _http(self, user: Any, options: dict[str, Any]) -> dict[str, Any]:
+    def _http(self, options: dict[str, Any]) -> dict[str, Any]:
         """Two servers alike but for the pool: the pooled one takes the ceiling, full and
         conditional mixes; the other (DB_POOL_DISABLED=1: a new server connection per request)
         the full mix, for the pooled / unpooled ratio."""
         from accounts.services import token_create
 
+        user = self.user
         self.workers = os.environ.get("WEB_CONCURRENCY", "2")
         servers: list[subprocess.Popen] = []
         try:
@@ -315,8 +475,10 @@ class Command(BaseCommand):
             servers.append(server)
             unpooled, server = self._server(pooled=False)
             servers.append(server)
+            began = time.monotonic()
             self._wait_for(base + CEILING, servers[0])
             self._wait_for(unpooled + CEILING, servers[1])
+            self.stdout.write(f"    two gunicorn servers up in {time.monotonic() - began:.0f} s")
             headers = {"Authorization": f"Token {token_create(user=user).key}"}
             clients, seconds = options["clients"], options["seconds"]
             for path in MIX:  # warm the workers (connections, caches)
@@ -334,8 +496,12 @@ class Command(BaseCommand):
                     load.run(seconds / rounds)
             measured = {name: load.result() for name, load in loads.items()}
         finally:
+            began = time.monotonic()
+            for server in servers:
+                server.terminate()  # both drain at once
             for server in servers:
                 self._stop(server)
+            self.stdout.write(f"    servers stopped in {time.monotonic() - began:.0f} s")
         ceiling = measured["ceiling"]["rps"]
         return {
             "server": f"gunicorn, {self.workers} sync worker(s), 127.0.0.1",
@@ -361,7 +527,8 @@ class Command(BaseCommand):
             time.sleep(0.2)
         raise CommandError("the benchmark server did not answer within 60 s")
 
-    def _page(self, user: Any, options: dict[str, Any]) -> dict[str, Any]:
+    def _page(self, options: dict[str, Any]) -> dict[str, Any]:
+        user = self.user
         from web.management.commands import bench_page
 
         if not Path(bench_page.CHROMIUM).exists():
@@ -385,6 +552,36 @@ class Command(BaseCommand):
             for kind in ("cold", "warm")
         } | {"event_latency": _stats(samples["event_latency"])}
 
+    def _indexes(self, options: dict[str, Any]) -> dict[str, Any]:
+        urls = [*DASHBOARD_PATHS, *compare.LISTS]
+        return compare.indexes(self.client, urls, max(3, options["compare_iterations"] // 2))
+
+    def _eager_lazy(self, options: dict[str, Any]) -> dict[str, Any]:
+        return compare.eager_lazy(self.client, options["compare_iterations"])
+
+    def _page_vs_list(self, options: dict[str, Any]) -> dict[str, Any]:
+        return compare.page_vs_list(self.client, max(2, options["compare_iterations"] // 3))
+
+    def _market_cache(self, options: dict[str, Any]) -> dict[str, Any]:
+        return compare.market_cache(self.client, options["compare_iterations"])
+
+    def _engine(self, options: dict[str, Any]) -> dict[str, Any]:
+        return bench_engine_section.run(
+            fleets=_ints(options["engine_bots"]), concurrency=options["engine_concurrency"],
+            symbols=options["engine_symbols"], seconds_left=self._seconds_left,
+            say=self.stdout.write,
+        )  # fmt: skip
+
+    def _scale(self, options: dict[str, Any]) -> dict[str, Any]:
+        def client_for(username: str) -> Any:
+            return token_client(username, session=False)[1]
+
+        return scale.run(
+            profile=options["profile"], levels=_ints(options["scale"]),
+            urls=[*DASHBOARD_PATHS, *compare.LISTS], iterations=options["scale_iterations"],
+            client_for=client_for, seconds_left=self._seconds_left, say=self.stdout.write,
+        )  # fmt: skip
+
     # --- report ---------------------------------------------------------------------------
 
     def _commit(self) -> str:
@@ -396,78 +593,3 @@ class Command(BaseCommand):
             return done.stdout.strip() or "unknown"
         except OSError:
             return "unknown"
-
-    def _report(self, r: dict[str, Any]) -> str:
-        m, d = r["machine"], r["data"]
-        lines = [
-            "# zerobot benchmark report",
-            "",
-            f"{r['date']}, commit `{r['commit']}`, {m['cpus']} CPUs, load average "
-            f"{', '.join(f'{x:.2f}' for x in m['load_average'])} at the start, Python "
-            f"{m['python']}. Data: user `{d['user']}`, {d['bots']} bots, {d['trades']:,} trades, "
-            f"{d['open_positions']} open positions. Command: `python manage.py bench`. A shared "
-            "machine is noisy: compare the ratios measured in this run.",
-            "",
-        ]
-        if "endpoints" in r:
-            lines += ["## Dashboard endpoints in process (full responses)", "",
-                      "| endpoint | p50 ms | p95 ms | p99 ms | queries | bytes |",
-                      "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-            for url, row in r["endpoints"].items():
-                lines.append(f"| `{url}` | {row['p50']:.2f} | {row['p95']:.2f} | "
-                             f"{row['p99']:.2f} | {row['queries']} | {row['bytes']:,} |")  # fmt: skip
-            lines.append("")
-        if "conditional" in r and "error" not in r["conditional"]:
-            lines += ["## Conditional reads (data unchanged)", "",
-                      "| endpoint | full p50 ms | cached p50 ms | 304 p50 ms | full / cached | "
-                      "full / 304 |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-            for url, row in r["conditional"].items():
-                full = r.get("endpoints", {}).get(url, {}).get("p50")
-                c, n = row["cached"]["p50"], row["not_modified"]["p50"]
-                if full:
-                    lines.append(f"| `{url}` | {full:.2f} | {c:.2f} | {n:.2f} | "
-                                 f"{full / c:.1f}x | {full / n:.1f}x |")  # fmt: skip
-                else:
-                    lines.append(f"| `{url}` | - | {c:.2f} | {n:.2f} | - | - |")
-            lines.append("")
-        if "http" in r:
-            h = r["http"]
-            lines += [f"## Over HTTP ({h['server']}, {h['ceiling']['clients']} clients, "
-                      f"{h['ceiling']['seconds']:.0f} s each)", "",
-                      "| load | req/s | p50 ms | p95 ms | p99 ms | errors | statuses | "
-                      "share of ceiling |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-            for label, key, share in (
-                (f"`{CEILING}` (ceiling)", "ceiling", 1.0),
-                ("dashboard mix, full responses", "mix_full", h["full_share_of_ceiling"]),
-                ("dashboard mix, If-None-Match", "mix_conditional",
-                 h["conditional_share_of_ceiling"]),
-                ("dashboard mix, full, no pool (a connection per request)", "mix_unpooled",
-                 h["unpooled_share_of_ceiling"]),
-            ):  # fmt: skip
-                row = h[key]
-                lat = row["latency_ms"]
-                lines.append(f"| {label} | {row['rps']:.0f} | {lat.get('p50', 0):.1f} | "
-                             f"{lat.get('p95', 0):.1f} | {lat.get('p99', 0):.1f} | "
-                             f"{row['errors']} | {row['statuses']} | {share:.0%} |")  # fmt: skip
-            lines += ["", f"Pooled / unpooled (full mix, req/s): {h['pooled_vs_unpooled']:.2f}x.",
-                      ""]  # fmt: skip
-        if "page" in r and "error" not in r["page"]:
-            p = r["page"]
-            lines += ["## Dashboard page in Chromium (navigation start -> every panel rendered)",
-                      "", "| load | p50 ms | p95 ms | n |", "| --- | --- | --- | --- |"]  # fmt: skip
-            for kind in ("cold", "warm"):
-                for name, row in p[kind].items():
-                    lines.append(f"| {kind}, {name} | {row.get('p50', 0):.1f} | "
-                                 f"{row.get('p95', 0):.1f} | {row['n']} |")  # fmt: skip
-            ev = p["event_latency"]
-            lines += ["", f"Event latency, commit -> page: p50 {ev.get('p50', 0):.1f} ms, p95 "
-                          f"{ev.get('p95', 0):.1f} ms (n={ev['n']}).", ""]  # fmt: skip
-        for name, why in r["skipped"].items():
-            lines.append(f"- {name}: skipped ({why})")
-        errors = {k: v["error"] for k, v in r.items() if isinstance(v, dict) and "error" in v}
-        for name, why in errors.items():
-            lines.append(f"- {name}: not measured ({why})")
-        lines += ["", "Not measured by this command yet: a dedicated benchmark database and its "
-                      "profiles, indexes dropped, eager vs lazy serializers, "
-                      "history depth x10/x100, the engine; no charts.", ""]  # fmt: skip
-        return "\n".join(lines)

@@ -50,10 +50,11 @@ DEBUG_WARNING = (
 
 
 @contextmanager
-def quiet_request_logs() -> Iterator[None]:
-    """Send per-request log lines nowhere while measuring (handlers restored afterwards). The
-    loggers stay enabled, so the middleware still builds each line: its cost is measured."""
-    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+def quiet_request_logs(*also: str) -> Iterator[None]:
+    """Send per-request log lines (and those of the loggers named in ``also``) nowhere while
+    measuring (handlers restored afterwards). The loggers stay enabled, so the middleware still
+    builds each line: its cost is measured."""
+    loggers = [logging.getLogger(name) for name in (*QUIET_LOGGERS, *also)]
     saved = [(logger.handlers, logger.propagate) for logger in loggers]
     for logger in loggers:
         logger.handlers = [logging.NullHandler()]
