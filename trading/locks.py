@@ -111,7 +111,7 @@ def lock_owner(owner_id: int) -> None:
 def lock_owners_of(bot_ids: Iterable[int]) -> None:
     """Level 1 for many bots: the users owning ``bot_ids``, in primary-key order, one statement
     (a bot's owner never changes, so reading it unlocked is safe)."""
-    _in_transaction()
+    enter(OWNER)
     owners = Bot.objects.filter(pk__in=list(bot_ids)).values("owner_id")
     list(
         get_user_model()
@@ -125,7 +125,7 @@ def lock_owners_of(bot_ids: Iterable[int]) -> None:
 def lock_bots(bot_ids: Iterable[int], *, fields: Iterable[str] | None = None) -> list[Bot]:
     """Level 2 for many bots: their rows in primary-key order, one statement (gone ones are
     missing from the list)."""
-    _in_transaction()
+    enter(BOT)
     queryset = Bot.objects.select_for_update(no_key=True).filter(pk__in=list(bot_ids))
     if fields is not None:
         queryset = queryset.only(*fields)
