@@ -29,10 +29,12 @@ from django.db import connection, transaction
 
 from trading.engine.strategies import validate_strategy
 from trading.models import (
+    AccountEquityRollup,
     AccountEquitySnapshot,
     Bot,
     BotDailyPnl,
     BotSymbolStats,
+    EquityRollup,
     EquitySnapshot,
     Position,
     Timeframe,
@@ -40,6 +42,7 @@ from trading.models import (
 )
 from trading.risk import liquidation_price, validate_risk_params
 from trading.services import stats_rebuild
+from trading.services.rollups import equity_rollups_rebuild
 from zerobot.lib.money import quantize
 
 DEMO_USERNAME = "demo"
@@ -50,7 +53,8 @@ TRADER_PREFIX = "trader"
 
 # Everything seed_demo writes, children first (the order --reset deletes in).
 SEEDED_MODELS = (
-    Trade, EquitySnapshot, AccountEquitySnapshot, Position, BotSymbolStats, BotDailyPnl, Bot,
+    Trade, EquityRollup, EquitySnapshot, AccountEquityRollup, AccountEquitySnapshot, Position,
+    BotSymbolStats, BotDailyPnl, Bot,
 )  # fmt: skip
 
 MONEY = 10**8  # cash, fees, PnL: 8 decimal places
@@ -629,6 +633,7 @@ def seed(
         _set_bot_totals(capitals)
         stats_rebuild(bot_ids=[bot.pk for bot in bots])
         _account_from_snapshots([bot.pk for bot in bots])
+        equity_rollups_rebuild(owner_ids=[user.pk for user in users.values()])
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # VACUUM also sets the visibility map (deep pages' index-only scans need it); it

@@ -12,6 +12,7 @@ from trading.errors import InvalidInput
 from trading.models import AccountEquitySnapshot, Bot, EquitySnapshot, Position
 from trading.risk import RiskLimits, drawdown_pct
 from trading.services._common import aware
+from trading.services.rollups import equity_rollups_apply, equity_rollups_rebuild
 
 
 def equity_snapshot_record(*, bot: Bot, taken_at: datetime | None = None) -> EquitySnapshot:
@@ -60,6 +61,7 @@ def equity_snapshot_record(*, bot: Bot, taken_at: datetime | None = None) -> Equ
                 0,
             )
         _account_apply(owner_id=bot.owner_id, taken_at=taken_at, delta=delta)
+        equity_rollups_apply([snapshot])
         peak = max(locked.peak_equity, equity)
         drawdown = drawdown_pct(peak=peak, equity=equity)
         changes = {"peak_equity": peak, "max_drawdown_pct": max(locked.max_drawdown_pct, drawdown)}
@@ -124,7 +126,8 @@ def _account_apply(
 
 
 def account_equity_rebuild(*, owner_id: int) -> None:
-    """Recompute a user's summed curve from the bots' snapshots (after deleting a bot, repair).
+    """Recompute a user's summed curve and its rollups from the bots' snapshots (after deleting
+    a bot, repair).
 
     For every instant any of the user's bots has a snapshot: each bot's latest snapshot at or
     before it, summed. Costs one index probe per (instant, bot): fine as a one-off, which is why
@@ -158,3 +161,4 @@ def account_equity_rebuild(*, owner_id: int) -> None:
                 """,
                 [owner_id, owner_id, owner_id],
             )
+        equity_rollups_rebuild(owner_ids=[owner_id], bots=False)
