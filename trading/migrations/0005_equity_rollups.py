@@ -5,6 +5,277 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+# The rollups of every existing series, from the snapshots: the statement of
+# trading.services.rollups.equity_rollups_rebuild for every owner and bot, as it was when this
+# migration was written (frozen here: later changes to that module must not change history).
+BACKFILL = """
+WITH a_src AS (SELECT x.owner_id, timestamptz '0001-01-01 00:00:00+00' AS t FROM (SELECT DISTINCT owner_id FROM trading_accountequitysnapshot) x), a_c0 AS (
+        SELECT s.owner_id, x.taken_at AS cb, 1 AS n, x.equity AS open, x.equity AS high,
+               x.equity AS low, x.equity AS close, x.equity AS eq, x.cash AS cash,
+               x.unrealized_pnl AS unr, x.bots AS bots,
+               (x.equity - x.equity) / NULLIF(x.equity, 0) AS dd
+        FROM a_src s JOIN trading_accountequitysnapshot x ON x.owner_id = s.owner_id AND x.taken_at >= date_bin(interval '3600 seconds', s.t, timestamptz '1970-01-05 00:00:00+00')
+    ), a_a0 AS (
+            SELECT c.*, date_bin(interval '3600 seconds', c.cb, timestamptz '1970-01-05 00:00:00+00') AS bucket,
+                   MAX(c.high) OVER (PARTITION BY c.owner_id,
+                                     date_bin(interval '3600 seconds', c.cb, timestamptz '1970-01-05 00:00:00+00') ORDER BY c.cb
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS ph
+            FROM a_c0 c
+        ), a_g0 AS (
+            SELECT owner_id, bucket, SUM(n) AS n, (array_agg(open ORDER BY cb))[1] AS open,
+                   MAX(high) AS high, MIN(low) AS low,
+                   (array_agg(close ORDER BY cb DESC))[1] AS close, SUM(eq) AS eq,
+                   SUM(cash) AS cash, SUM(unr) AS unr, MAX(bots) AS bots,
+                   MAX(GREATEST(dd, (ph - low) / NULLIF(ph, 0))) AS dd
+            FROM a_a0 GROUP BY owner_id, bucket
+        ), a_q0 AS (
+            SELECT g.*, prev.peak AS p_peak, prev.run_drawdown AS p_dd,
+                   GREATEST(prev.peak, MAX(g.high) OVER (
+                       PARTITION BY g.owner_id ORDER BY g.bucket
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) AS pp
+            FROM a_g0 g
+            JOIN a_src s ON s.owner_id = g.owner_id
+            LEFT JOIN LATERAL (
+                SELECT r.peak, r.run_drawdown FROM trading_accountequityrollup r
+                WHERE r.owner_id = s.owner_id AND r.width = 3600
+                      AND r.bucket < date_bin(interval '3600 seconds', s.t, timestamptz '1970-01-05 00:00:00+00')
+                ORDER BY r.bucket DESC LIMIT 1
+            ) prev ON TRUE
+        ), a_r0 AS (
+            SELECT q.*, GREATEST(q.p_peak, MAX(q.high) OVER w) AS peak,
+                   GREATEST(q.p_dd, MAX(GREATEST(q.dd, (q.pp - q.low) / NULLIF(q.pp, 0))) OVER w)
+                       AS run_dd
+            FROM a_q0 q
+            WINDOW w AS (PARTITION BY q.owner_id
+                         ORDER BY q.bucket ROWS UNBOUNDED PRECEDING)
+        ), a_c1 AS (
+                SELECT s.owner_id, r.bucket AS cb, r.n, r.open, r.high, r.low, r.close,
+                       r.equity_sum AS eq, r.cash_sum AS cash, r.unrealized_sum AS unr,
+                       r.bots AS bots, r.drawdown AS dd
+                FROM a_src s JOIN trading_accountequityrollup r ON r.owner_id = s.owner_id AND r.width = 3600
+                     AND r.bucket >= date_bin(interval '86400 seconds', s.t, timestamptz '1970-01-05 00:00:00+00') AND r.bucket < date_bin(interval '3600 seconds', s.t, timestamptz '1970-01-05 00:00:00+00')
+                UNION ALL
+                SELECT owner_id, bucket, n, open, high, low, close, eq, cash, unr, bots, dd FROM a_r0
+            ), a_a1 AS (
+            SELECT c.*, date_bin(interval '86400 seconds', c.cb, timestamptz '1970-01-05 00:00:00+00') AS bucket,
+                   MAX(c.high) OVER (PARTITION BY c.owner_id,
+                                     date_bin(interval '86400 seconds', c.cb, timestamptz '1970-01-05 00:00:00+00') ORDER BY c.cb
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS ph
+            FROM a_c1 c
+        ), a_g1 AS (
+            SELECT owner_id, bucket, SUM(n) AS n, (array_agg(open ORDER BY cb))[1] AS open,
+                   MAX(high) AS high, MIN(low) AS low,
+                   (array_agg(close ORDER BY cb DESC))[1] AS close, SUM(eq) AS eq,
+                   SUM(cash) AS cash, SUM(unr) AS unr, MAX(bots) AS bots,
+                   MAX(GREATEST(dd, (ph - low) / NULLIF(ph, 0))) AS dd
+            FROM a_a1 GROUP BY owner_id, bucket
+        ), a_q1 AS (
+            SELECT g.*, prev.peak AS p_peak, prev.run_drawdown AS p_dd,
+                   GREATEST(prev.peak, MAX(g.high) OVER (
+                       PARTITION BY g.owner_id ORDER BY g.bucket
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) AS pp
+            FROM a_g1 g
+            JOIN a_src s ON s.owner_id = g.owner_id
+            LEFT JOIN LATERAL (
+                SELECT r.peak, r.run_drawdown FROM trading_accountequityrollup r
+                WHERE r.owner_id = s.owner_id AND r.width = 86400
+                      AND r.bucket < date_bin(interval '86400 seconds', s.t, timestamptz '1970-01-05 00:00:00+00')
+                ORDER BY r.bucket DESC LIMIT 1
+            ) prev ON TRUE
+        ), a_r1 AS (
+            SELECT q.*, GREATEST(q.p_peak, MAX(q.high) OVER w) AS peak,
+                   GREATEST(q.p_dd, MAX(GREATEST(q.dd, (q.pp - q.low) / NULLIF(q.pp, 0))) OVER w)
+                       AS run_dd
+            FROM a_q1 q
+            WINDOW w AS (PARTITION BY q.owner_id
+                         ORDER BY q.bucket ROWS UNBOUNDED PRECEDING)
+        ), a_c2 AS (
+                SELECT s.owner_id, r.bucket AS cb, r.n, r.open, r.high, r.low, r.close,
+                       r.equity_sum AS eq, r.cash_sum AS cash, r.unrealized_sum AS unr,
+                       r.bots AS bots, r.drawdown AS dd
+                FROM a_src s JOIN trading_accountequityrollup r ON r.owner_id = s.owner_id AND r.width = 86400
+                     AND r.bucket >= date_bin(interval '604800 seconds', s.t, timestamptz '1970-01-05 00:00:00+00') AND r.bucket < date_bin(interval '86400 seconds', s.t, timestamptz '1970-01-05 00:00:00+00')
+                UNION ALL
+                SELECT owner_id, bucket, n, open, high, low, close, eq, cash, unr, bots, dd FROM a_r1
+            ), a_a2 AS (
+            SELECT c.*, date_bin(interval '604800 seconds', c.cb, timestamptz '1970-01-05 00:00:00+00') AS bucket,
+                   MAX(c.high) OVER (PARTITION BY c.owner_id,
+                                     date_bin(interval '604800 seconds', c.cb, timestamptz '1970-01-05 00:00:00+00') ORDER BY c.cb
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS ph
+            FROM a_c2 c
+        ), a_g2 AS (
+            SELECT owner_id, bucket, SUM(n) AS n, (array_agg(open ORDER BY cb))[1] AS open,
+                   MAX(high) AS high, MIN(low) AS low,
+                   (array_agg(close ORDER BY cb DESC))[1] AS close, SUM(eq) AS eq,
+                   SUM(cash) AS cash, SUM(unr) AS unr, MAX(bots) AS bots,
+                   MAX(GREATEST(dd, (ph - low) / NULLIF(ph, 0))) AS dd
+            FROM a_a2 GROUP BY owner_id, bucket
+        ), a_q2 AS (
+            SELECT g.*, prev.peak AS p_peak, prev.run_drawdown AS p_dd,
+                   GREATEST(prev.peak, MAX(g.high) OVER (
+                       PARTITION BY g.owner_id ORDER BY g.bucket
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) AS pp
+            FROM a_g2 g
+            JOIN a_src s ON s.owner_id = g.owner_id
+            LEFT JOIN LATERAL (
+                SELECT r.peak, r.run_drawdown FROM trading_accountequityrollup r
+                WHERE r.owner_id = s.owner_id AND r.width = 604800
+                      AND r.bucket < date_bin(interval '604800 seconds', s.t, timestamptz '1970-01-05 00:00:00+00')
+                ORDER BY r.bucket DESC LIMIT 1
+            ) prev ON TRUE
+        ), a_r2 AS (
+            SELECT q.*, GREATEST(q.p_peak, MAX(q.high) OVER w) AS peak,
+                   GREATEST(q.p_dd, MAX(GREATEST(q.dd, (q.pp - q.low) / NULLIF(q.pp, 0))) OVER w)
+                       AS run_dd
+            FROM a_q2 q
+            WINDOW w AS (PARTITION BY q.owner_id
+                         ORDER BY q.bucket ROWS UNBOUNDED PRECEDING)
+        ), a_ins AS (
+        INSERT INTO trading_accountequityrollup (owner_id, width, bucket, n, open, high, low, close,
+                                    equity_sum, cash_sum, unrealized_sum, drawdown, peak,
+                                    run_drawdown, bots)
+        SELECT owner_id, 3600, bucket, n, open, high, low, close, eq, cash, unr, dd, peak, run_dd, bots FROM a_r0 UNION ALL SELECT owner_id, 86400, bucket, n, open, high, low, close, eq, cash, unr, dd, peak, run_dd, bots FROM a_r1 UNION ALL SELECT owner_id, 604800, bucket, n, open, high, low, close, eq, cash, unr, dd, peak, run_dd, bots FROM a_r2
+        ON CONFLICT (owner_id, width, bucket) DO UPDATE SET n = EXCLUDED.n, open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, equity_sum = EXCLUDED.equity_sum, cash_sum = EXCLUDED.cash_sum, unrealized_sum = EXCLUDED.unrealized_sum, drawdown = EXCLUDED.drawdown, peak = EXCLUDED.peak, run_drawdown = EXCLUDED.run_drawdown, bots = EXCLUDED.bots
+        RETURNING 1
+    ), b_src AS (SELECT b.owner_id, b.id AS bot_id, timestamptz '0001-01-01 00:00:00+00' AS t FROM trading_bot b), b_c0 AS (
+        SELECT s.owner_id, s.bot_id, x.taken_at AS cb, 1 AS n, x.equity AS open, x.equity AS high,
+               x.equity AS low, x.equity AS close, x.equity AS eq, x.cash AS cash,
+               x.unrealized_pnl AS unr, 1 AS bots,
+               (x.equity - x.equity) / NULLIF(x.equity, 0) AS dd
+        FROM b_src s JOIN trading_equitysnapshot x ON x.bot_id = s.bot_id AND x.taken_at >= date_bin(interval '3600 seconds', s.t, timestamptz '1970-01-05 00:00:00+00')
+    ), b_a0 AS (
+            SELECT c.*, date_bin(interval '3600 seconds', c.cb, timestamptz '1970-01-05 00:00:00+00') AS bucket,
+                   MAX(c.high) OVER (PARTITION BY c.owner_id, c.bot_id,
+                                     date_bin(interval '3600 seconds', c.cb, timestamptz '1970-01-05 00:00:00+00') ORDER BY c.cb
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS ph
+            FROM b_c0 c
+        ), b_g0 AS (
+            SELECT owner_id, bot_id, bucket, SUM(n) AS n, (array_agg(open ORDER BY cb))[1] AS open,
+                   MAX(high) AS high, MIN(low) AS low,
+                   (array_agg(close ORDER BY cb DESC))[1] AS close, SUM(eq) AS eq,
+                   SUM(cash) AS cash, SUM(unr) AS unr, MAX(bots) AS bots,
+                   MAX(GREATEST(dd, (ph - low) / NULLIF(ph, 0))) AS dd
+            FROM b_a0 GROUP BY owner_id, bot_id, bucket
+        ), b_q0 AS (
+            SELECT g.*, prev.peak AS p_peak, prev.run_drawdown AS p_dd,
+                   GREATEST(prev.peak, MAX(g.high) OVER (
+                       PARTITION BY g.owner_id, g.bot_id ORDER BY g.bucket
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) AS pp
+            FROM b_g0 g
+            JOIN b_src s ON s.owner_id = g.owner_id AND s.bot_id = g.bot_id
+            LEFT JOIN LATERAL (
+                SELECT r.peak, r.run_drawdown FROM trading_equityrollup r
+                WHERE r.bot_id = s.bot_id AND r.width = 3600
+                      AND r.bucket < date_bin(interval '3600 seconds', s.t, timestamptz '1970-01-05 00:00:00+00')
+                ORDER BY r.bucket DESC LIMIT 1
+            ) prev ON TRUE
+        ), b_r0 AS (
+            SELECT q.*, GREATEST(q.p_peak, MAX(q.high) OVER w) AS peak,
+                   GREATEST(q.p_dd, MAX(GREATEST(q.dd, (q.pp - q.low) / NULLIF(q.pp, 0))) OVER w)
+                       AS run_dd
+            FROM b_q0 q
+            WINDOW w AS (PARTITION BY q.owner_id, q.bot_id
+                         ORDER BY q.bucket ROWS UNBOUNDED PRECEDING)
+        ), b_c1 AS (
+                SELECT s.owner_id, s.bot_id, r.bucket AS cb, r.n, r.open, r.high, r.low, r.close,
+                       r.equity_sum AS eq, r.cash_sum AS cash, r.unrealized_sum AS unr,
+                       1 AS bots, r.drawdown AS dd
+                FROM b_src s JOIN trading_equityrollup r ON r.bot_id = s.bot_id AND r.width = 3600
+                     AND r.bucket >= date_bin(interval '86400 seconds', s.t, timestamptz '1970-01-05 00:00:00+00') AND r.bucket < date_bin(interval '3600 seconds', s.t, timestamptz '1970-01-05 00:00:00+00')
+                UNION ALL
+                SELECT owner_id, bot_id, bucket, n, open, high, low, close, eq, cash, unr, bots, dd FROM b_r0
+            ), b_a1 AS (
+            SELECT c.*, date_bin(interval '86400 seconds', c.cb, timestamptz '1970-01-05 00:00:00+00') AS bucket,
+                   MAX(c.high) OVER (PARTITION BY c.owner_id, c.bot_id,
+                                     date_bin(interval '86400 seconds', c.cb, timestamptz '1970-01-05 00:00:00+00') ORDER BY c.cb
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS ph
+            FROM b_c1 c
+        ), b_g1 AS (
+            SELECT owner_id, bot_id, bucket, SUM(n) AS n, (array_agg(open ORDER BY cb))[1] AS open,
+                   MAX(high) AS high, MIN(low) AS low,
+                   (array_agg(close ORDER BY cb DESC))[1] AS close, SUM(eq) AS eq,
+                   SUM(cash) AS cash, SUM(unr) AS unr, MAX(bots) AS bots,
+                   MAX(GREATEST(dd, (ph - low) / NULLIF(ph, 0))) AS dd
+            FROM b_a1 GROUP BY owner_id, bot_id, bucket
+        ), b_q1 AS (
+            SELECT g.*, prev.peak AS p_peak, prev.run_drawdown AS p_dd,
+                   GREATEST(prev.peak, MAX(g.high) OVER (
+                       PARTITION BY g.owner_id, g.bot_id ORDER BY g.bucket
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) AS pp
+            FROM b_g1 g
+            JOIN b_src s ON s.owner_id = g.owner_id AND s.bot_id = g.bot_id
+            LEFT JOIN LATERAL (
+                SELECT r.peak, r.run_drawdown FROM trading_equityrollup r
+                WHERE r.bot_id = s.bot_id AND r.width = 86400
+                      AND r.bucket < date_bin(interval '86400 seconds', s.t, timestamptz '1970-01-05 00:00:00+00')
+                ORDER BY r.bucket DESC LIMIT 1
+            ) prev ON TRUE
+        ), b_r1 AS (
+            SELECT q.*, GREATEST(q.p_peak, MAX(q.high) OVER w) AS peak,
+                   GREATEST(q.p_dd, MAX(GREATEST(q.dd, (q.pp - q.low) / NULLIF(q.pp, 0))) OVER w)
+                       AS run_dd
+            FROM b_q1 q
+            WINDOW w AS (PARTITION BY q.owner_id, q.bot_id
+                         ORDER BY q.bucket ROWS UNBOUNDED PRECEDING)
+        ), b_c2 AS (
+                SELECT s.owner_id, s.bot_id, r.bucket AS cb, r.n, r.open, r.high, r.low, r.close,
+                       r.equity_sum AS eq, r.cash_sum AS cash, r.unrealized_sum AS unr,
+                       1 AS bots, r.drawdown AS dd
+                FROM b_src s JOIN trading_equityrollup r ON r.bot_id = s.bot_id AND r.width = 86400
+                     AND r.bucket >= date_bin(interval '604800 seconds', s.t, timestamptz '1970-01-05 00:00:00+00') AND r.bucket < date_bin(interval '86400 seconds', s.t, timestamptz '1970-01-05 00:00:00+00')
+                UNION ALL
+                SELECT owner_id, bot_id, bucket, n, open, high, low, close, eq, cash, unr, bots, dd FROM b_r1
+            ), b_a2 AS (
+            SELECT c.*, date_bin(interval '604800 seconds', c.cb, timestamptz '1970-01-05 00:00:00+00') AS bucket,
+                   MAX(c.high) OVER (PARTITION BY c.owner_id, c.bot_id,
+                                     date_bin(interval '604800 seconds', c.cb, timestamptz '1970-01-05 00:00:00+00') ORDER BY c.cb
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS ph
+            FROM b_c2 c
+        ), b_g2 AS (
+            SELECT owner_id, bot_id, bucket, SUM(n) AS n, (array_agg(open ORDER BY cb))[1] AS open,
+                   MAX(high) AS high, MIN(low) AS low,
+                   (array_agg(close ORDER BY cb DESC))[1] AS close, SUM(eq) AS eq,
+                   SUM(cash) AS cash, SUM(unr) AS unr, MAX(bots) AS bots,
+                   MAX(GREATEST(dd, (ph - low) / NULLIF(ph, 0))) AS dd
+            FROM b_a2 GROUP BY owner_id, bot_id, bucket
+        ), b_q2 AS (
+            SELECT g.*, prev.peak AS p_peak, prev.run_drawdown AS p_dd,
+                   GREATEST(prev.peak, MAX(g.high) OVER (
+                       PARTITION BY g.owner_id, g.bot_id ORDER BY g.bucket
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)) AS pp
+            FROM b_g2 g
+            JOIN b_src s ON s.owner_id = g.owner_id AND s.bot_id = g.bot_id
+            LEFT JOIN LATERAL (
+                SELECT r.peak, r.run_drawdown FROM trading_equityrollup r
+                WHERE r.bot_id = s.bot_id AND r.width = 604800
+                      AND r.bucket < date_bin(interval '604800 seconds', s.t, timestamptz '1970-01-05 00:00:00+00')
+                ORDER BY r.bucket DESC LIMIT 1
+            ) prev ON TRUE
+        ), b_r2 AS (
+            SELECT q.*, GREATEST(q.p_peak, MAX(q.high) OVER w) AS peak,
+                   GREATEST(q.p_dd, MAX(GREATEST(q.dd, (q.pp - q.low) / NULLIF(q.pp, 0))) OVER w)
+                       AS run_dd
+            FROM b_q2 q
+            WINDOW w AS (PARTITION BY q.owner_id, q.bot_id
+                         ORDER BY q.bucket ROWS UNBOUNDED PRECEDING)
+        ), b_ins AS (
+        INSERT INTO trading_equityrollup (owner_id, bot_id, width, bucket, n, open, high, low, close,
+                                    equity_sum, cash_sum, unrealized_sum, drawdown, peak,
+                                    run_drawdown)
+        SELECT owner_id, bot_id, 3600, bucket, n, open, high, low, close, eq, cash, unr, dd, peak, run_dd FROM b_r0 UNION ALL SELECT owner_id, bot_id, 86400, bucket, n, open, high, low, close, eq, cash, unr, dd, peak, run_dd FROM b_r1 UNION ALL SELECT owner_id, bot_id, 604800, bucket, n, open, high, low, close, eq, cash, unr, dd, peak, run_dd FROM b_r2
+        ON CONFLICT (bot_id, width, bucket) DO UPDATE SET n = EXCLUDED.n, open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low, close = EXCLUDED.close, equity_sum = EXCLUDED.equity_sum, cash_sum = EXCLUDED.cash_sum, unrealized_sum = EXCLUDED.unrealized_sum, drawdown = EXCLUDED.drawdown, peak = EXCLUDED.peak, run_drawdown = EXCLUDED.run_drawdown
+        RETURNING 1
+    ) SELECT (SELECT COUNT(*) FROM a_ins), (SELECT COUNT(*) FROM b_ins)
+"""
+
+
+def backfill(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return  # SQLite: the dashboard scans the snapshots, no rollups are kept
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(BACKFILL)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -61,4 +332,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('bot', 'width', 'bucket'), name='equityrollup_bot_width_bucket_uniq')],
             },
         ),
+        migrations.RunPython(backfill, migrations.RunPython.noop),
     ]
