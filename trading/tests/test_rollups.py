@@ -127,9 +127,9 @@ def assert_owner_consistent(owner_id: int) -> None:
     for bot_id in Bot.objects.filter(owner_id=owner_id).values_list("pk", flat=True):
         assert_rollups_match(EquityRollup.objects.filter(bot_id=bot_id), bot_series(bot_id),
                              bots=False)  # fmt: skip
-    assert not EquityRollup.objects.filter(owner_id=owner_id).exclude(
-        bot__owner_id=owner_id
-    ).exists()
+    assert (
+        not EquityRollup.objects.filter(owner_id=owner_id).exclude(bot__owner_id=owner_id).exists()
+    )
 
 
 def record_random_history(owner: Any, *, bots: int, snapshots: int, seed: int) -> list[Bot]:
