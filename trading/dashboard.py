@@ -347,17 +347,41 @@ def performance_stats_sql(scope: Scope) -> tuple[str, list[Any]]:
     return sql, [scope.owner_id, *params]
 
 
+# PnL per day up to this many days of period (or of history, for "all"), then per ISO week
+# (Monday) up to WEEKLY_MAX_DAYS, then per month: a body of at most ~105 rows per 2 years.
+DAILY_MAX_DAYS = 92
+WEEKLY_MAX_DAYS = 731
+
+
 def daily_pnl_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[Any]]:
+    """PnL per UTC day over the period, summed over the scope's bots (dailypnl_owner_day_idx, or
+    dailypnl_bot_day_uniq with ?bot=), bucketed per week or month beyond ``DAILY_MAX_DAYS``
+    (``unit`` column: day, week or month; each row's day is its bucket's first day)."""
     where, params = scope.where("d")
+    first_where, first_params = where, list(params)
     if start is not None:
         where += " AND d.day >= %s"
         params.append(start.date())
+    if connection.vendor != "postgresql":
+        sql = f"""
+            SELECT d.day, SUM(d.trade_count), SUM(d.realized_pnl), SUM(d.fees), 'day'
+            FROM {DAILY} d WHERE {where}
+            GROUP BY d.day ORDER BY d.day
+        """
+        return sql, params
+    today = datetime.now(UTC).date()
     sql = f"""
-        SELECT d.day, SUM(d.trade_count), SUM(d.realized_pnl), SUM(d.fees)
-        FROM {DAILY} d WHERE {where}
-        GROUP BY d.day ORDER BY d.day
+        WITH f AS (SELECT COALESCE(%s::date,
+                                   (SELECT MIN(d.day) FROM {DAILY} d WHERE {first_where})) AS day),
+             u AS (SELECT CASE WHEN f.day IS NULL OR %s::date - f.day <= {DAILY_MAX_DAYS} THEN 'day'
+                               WHEN %s::date - f.day <= {WEEKLY_MAX_DAYS} THEN 'week'
+                               ELSE 'month' END AS unit FROM f)
+        SELECT date_trunc(u.unit, d.day::timestamp)::date, SUM(d.trade_count),
+               SUM(d.realized_pnl), SUM(d.fees), MIN(u.unit)
+        FROM {DAILY} d, u WHERE {where}
+        GROUP BY 1 ORDER BY 1
     """
-    return sql, params
+    return sql, [None if start is None else start.date(), *first_params, today, today, *params]
 
 
 def _ceil_to(moment: datetime, width: int) -> datetime:
@@ -457,7 +481,8 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def performance(scope: Scope, *, start: datetime | None) -> dict[str, Any]:
     """Three queries: running totals per bot x symbol (with each bot's all-time max drawdown),
-    PnL per day over the period, and the max drawdown over the period (summed or one bot)."""
+    PnL per day (week, month: ``daily_pnl_unit``) over the period, and the max drawdown over the
+    period (summed or one bot)."""
     sql, params = performance_stats_sql(scope)
     rows = []
     names: dict[int, str] = {}
@@ -487,10 +512,11 @@ def performance(scope: Scope, *, start: datetime | None) -> dict[str, Any]:
     symbols = [{"symbol": symbol, **_summary(by_symbol[symbol])} for symbol in sorted(by_symbol)]
 
     sql, params = daily_pnl_sql(scope, start=start)
+    days = _fetch(sql, params)
     daily = [
         {"day": day, "trades": n, "realized_pnl": money(pnl), "fees": money(fees),
          "net_pnl": money(_dec(pnl) - _dec(fees))}
-        for day, n, pnl, fees in _fetch(sql, params)
+        for day, n, pnl, fees, _unit in days
     ]  # fmt: skip
     sql, params = drawdown_sql(scope, start=start)
     (drawdown,) = _fetch(sql, params)[0]
@@ -504,4 +530,5 @@ def performance(scope: Scope, *, start: datetime | None) -> dict[str, Any]:
         "bots": bots,
         "symbols": symbols,
         "daily_pnl": daily,
+        "daily_pnl_unit": days[0][4] if days else "day",
     }

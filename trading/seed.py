@@ -121,6 +121,10 @@ PROFILES: dict[str, Profile] = {
     # 10x the reference history: 1,000 bots, 1M trades, 2M snapshots.
     "large": Profile(users=100, bots_per_user=10, trades_per_bot=1000, open_positions=50,
                      closed_positions=450, snapshots_per_bot=2000, symbols=20),
+    # 10x the history of each reference bot (900 days, 10,000 fills, 20,000 snapshots, the same
+    # 50 open positions), for 2 users: the demo user has the reference's 10 bots, each 10x deeper.
+    "deep": Profile(users=2, bots_per_user=10, trades_per_bot=10000, open_positions=50,
+                    closed_positions=4500, snapshots_per_bot=20000, symbols=20, days=900),
 }  # fmt: skip
 
 

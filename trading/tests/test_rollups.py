@@ -409,3 +409,43 @@ def test_the_curve_picks_the_coarsest_level_with_enough_points() -> None:
     assert width(20) == 86400 * 4  # days merged ceil(61 / 20) = 4 at a time
     assert width(500) == 3600 * 3  # hours, merged ceil(1,441 / 500) = 3 at a time
     assert width(500, end - timedelta(days=7)) < 3600  # 168 hours < 500 points: the scan
+
+
+# --- Daily PnL, bucketed for long periods -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("days", "unit", "rows"),
+    [(60, "day", 60), (400, "week", 58), (1000, "month", 34)],
+)
+def test_daily_pnl_is_bucketed_per_week_then_month_for_long_histories(
+    days: int, unit: str, rows: int, django_assert_num_queries: Any
+) -> None:
+    from trading.models import BotDailyPnl
+
+    owner = make_user()
+    fleet = [make_bot(owner=owner, status="inactive") for _ in range(2)]
+    today = datetime.now(UTC).date()
+    BotDailyPnl.objects.bulk_create(
+        BotDailyPnl(owner=owner, bot=bot, day=today - timedelta(days=i), trade_count=1 + i % 3,
+                    realized_pnl=Decimal(i % 7 - 3), fees=Decimal("0.01"))
+        for bot in fleet for i in range(days)
+    )  # fmt: skip
+    with django_assert_num_queries(3):
+        body = dashboard.performance(dashboard.Scope(owner.pk), start=None)
+    assert body["daily_pnl_unit"] == unit
+    daily = body["daily_pnl"]
+    assert len(daily) == rows
+    stored = BotDailyPnl.objects.filter(owner=owner)
+    assert sum(d["trades"] for d in daily) == sum(r.trade_count for r in stored)
+    assert sum(Decimal(d["realized_pnl"]) for d in daily) == sum(r.realized_pnl for r in stored)
+    assert [d["day"] for d in daily] == sorted(d["day"] for d in daily)
+    if unit == "week":
+        assert all(d["day"].isoweekday() == 1 for d in daily)
+    if unit == "month":
+        assert all(d["day"].day == 1 for d in daily)
+    # A bounded period is bucketed by its own length: 30 days stay days.
+    recent = dashboard.performance(
+        dashboard.Scope(owner.pk), start=datetime.now(UTC) - timedelta(days=30)
+    )
+    assert recent["daily_pnl_unit"] == "day" and len(recent["daily_pnl"]) == 31
