@@ -449,3 +449,18 @@ def test_daily_pnl_is_bucketed_per_week_then_month_for_long_histories(
         dashboard.Scope(owner.pk), start=datetime.now(UTC) - timedelta(days=30)
     )
     assert recent["daily_pnl_unit"] == "day" and len(recent["daily_pnl"]) == 31
+
+
+def test_the_rebuild_command_repairs_broken_rollups() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    owner = make_user()
+    record_random_history(owner, bots=2, snapshots=40, seed=4)
+    AccountEquityRollup.objects.filter(owner=owner, width=86400).update(high=0, run_drawdown=None)
+    EquityRollup.objects.filter(owner=owner).order_by("bucket").first().delete()
+    out = StringIO()
+    call_command("equity_rollups_rebuild", "--user", owner.username, stdout=out)
+    assert "1 user(s)" in out.getvalue()
+    assert_owner_consistent(owner.pk)
