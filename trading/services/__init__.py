@@ -1,7 +1,8 @@
 """Every write to trading data goes through these functions (``from trading import services``).
 
 Split by domain: ``bots``, ``positions`` (fills, marks, exits, liquidation), ``totals`` (running
-totals), ``equity`` (snapshots, summed curve). Every function takes keyword-only arguments and
+totals), ``equity`` (snapshots, summed curve), ``rollups`` (the curves per hour, day, week).
+Every function takes keyword-only arguments and
 raises ``trading.errors.TradingError`` subclasses (the API maps each to a 4xx/503 with its message):
 ``InvalidInput`` 400, ``InsufficientCapital`` 400, ``InvalidState`` 409, ``RiskRefused`` 409,
 ``PriceUnavailable`` 503. Rows are locked in the one order of ``trading.locks`` (owner -> bot ->
@@ -29,6 +30,8 @@ Public API (what the views, the admin, the commands and the bot engine call):
 
     equity_snapshot_record(*, bot, taken_at=None) -> EquitySnapshot
     account_equity_rebuild(*, owner_id) -> None
+    equity_rollups_apply(snapshots) -> None          (the snapshot writers' hook, in their transaction)
+    equity_rollups_rebuild(*, owner_ids, bots=True) -> None
     stats_rebuild(*, bot_ids=None) -> None
 
 Pure rule functions for the engine live in ``trading.risk`` (``exit_reason``,
@@ -55,6 +58,7 @@ from trading.services.bots import (
     bot_update,
 )
 from trading.services.equity import account_equity_rebuild, equity_snapshot_record
+from trading.services.rollups import equity_rollups_apply, equity_rollups_rebuild
 from trading.services.positions import (
     PRICE_BAND,
     position_close,
@@ -77,6 +81,8 @@ __all__ = [
     "bot_delete",
     "bot_set_status",
     "bot_update",
+    "equity_rollups_apply",
+    "equity_rollups_rebuild",
     "equity_snapshot_record",
     "position_close",
     "position_close_at_market",
