@@ -58,7 +58,6 @@ from trading.services.bots import (
     bot_update,
 )
 from trading.services.equity import account_equity_rebuild, equity_snapshot_record
-from trading.services.rollups import equity_rollups_apply, equity_rollups_rebuild
 from trading.services.positions import (
     PRICE_BAND,
     position_close,
@@ -68,6 +67,7 @@ from trading.services.positions import (
     positions_apply_exits,
     positions_mark,
 )
+from trading.services.rollups import equity_rollups_apply, equity_rollups_rebuild
 from trading.services.totals import stats_add, stats_rebuild
 
 __all__ = [
