@@ -20,10 +20,14 @@ from typing import Any
 from django.db import connection
 
 from trading.models import (
+    ROLLUP_ORIGIN,
+    ROLLUP_WIDTHS,
+    AccountEquityRollup,
     AccountEquitySnapshot,
     Bot,
     BotDailyPnl,
     BotSymbolStats,
+    EquityRollup,
     EquitySnapshot,
     Position,
 )
@@ -38,6 +42,9 @@ STATS = BotSymbolStats._meta.db_table
 DAILY = BotDailyPnl._meta.db_table
 SNAPSHOT = EquitySnapshot._meta.db_table
 ACCOUNT = AccountEquitySnapshot._meta.db_table
+ACCOUNT_ROLLUP = AccountEquityRollup._meta.db_table
+BOT_ROLLUP = EquityRollup._meta.db_table
+ORIGIN = datetime.fromisoformat(ROLLUP_ORIGIN).timestamp()  # aligns every rollup level
 
 
 # The five dashboard endpoints (bench_api and explain_dashboard walk them all).
@@ -169,10 +176,108 @@ def _equity_series(scope: Scope) -> tuple[str, str, list[Any]]:
     return SNAPSHOT, "e.bot_id = %s AND e.owner_id = %s", [scope.bot_id, scope.owner_id]
 
 
+def _rollup_series(scope: Scope) -> tuple[str, str, list[Any]]:
+    """(table, condition on alias ``r``, params) of the rollups of the series a scope reads
+    (accountrollup_owner_width_bucket_uniq / equityrollup_bot_width_bucket_uniq)."""
+    if scope.bot_id is None:
+        return ACCOUNT_ROLLUP, "r.owner_id = %s", [scope.owner_id]
+    return BOT_ROLLUP, "r.bot_id = %s AND r.owner_id = %s", [scope.bot_id, scope.owner_id]
+
+
 def equity_curve_sql(
     scope: Scope, *, start: datetime | None, end: datetime, points: int
 ) -> tuple[str, list[Any]]:
-    """Snapshots in [start, end] averaged into ``points`` equal buckets, oldest first.
+    """The equity curve in [start, end], at most ``points`` points, oldest first: one statement.
+
+    On PostgreSQL it reads the coarsest rollup level (week, day, hour: ``trading.models.
+    ROLLUP_WIDTHS``) that still has ``points`` buckets in the period, merged ``k`` at a time into
+    buckets aligned on that level (so each point is the exact average of the snapshots in its
+    bucket, from the rollups' sums), starting at the period's first whole bucket (``start=None``,
+    period "all": the bucket of the first row). The rows read are bounded by ``points`` times
+    the ratio between two levels, whatever the length of the history. A period too short for
+    ``points`` hours reads the snapshots themselves (``equity_curve_scan_sql``): bounded by the
+    period. Elsewhere (SQLite) always the scan.
+    """
+    if connection.vendor != "postgresql":
+        return equity_curve_scan_sql(scope, start=start, end=end, points=points)
+    source, where, params = _equity_series(scope)
+    rtable, rwhere, rparams = _rollup_series(scope)
+    t0 = f"COALESCE(%s, (SELECT MIN({_epoch('e.taken_at')}) FROM {source} e WHERE {where}))"
+    extra = "MAX(e.bots)" if scope.bot_id is None else "1"
+    rextra = "MAX(r.bots)" if scope.bot_id is None else "1"
+    levels = ", ".join(f"({w})" for w in ROLLUP_WIDTHS)
+    start_s = None if start is None else start.timestamp()
+    curve = f"""
+        WITH b AS (SELECT {t0}::double precision AS t0),
+             lv AS (
+                SELECT x.w, x.i0, x.ie FROM (
+                    SELECT l.w,
+                           CASE WHEN %s::double precision IS NULL
+                                THEN FLOOR((b.t0 - {ORIGIN}) / l.w)
+                                ELSE CEIL((b.t0 - {ORIGIN}) / l.w) END AS i0,
+                           FLOOR((%s::double precision - {ORIGIN}) / l.w) AS ie
+                    FROM b, (VALUES {levels}) AS l(w)
+                ) x
+                WHERE x.ie - x.i0 + 1 >= %s
+                ORDER BY x.w DESC LIMIT 1
+             ),
+             g AS (SELECT lv.w, {ORIGIN} + lv.i0 * lv.w AS t0,
+                          lv.w * CEIL((lv.ie - lv.i0 + 1) / %s) AS width FROM lv),
+             wr AS (SELECT b.t0, GREATEST((%s - b.t0) / %s, 1.0) AS width FROM b)
+        SELECT CAST(FLOOR((EXTRACT(EPOCH FROM r.bucket) - g.t0) / g.width) AS INTEGER) AS bucket,
+               ROUND(SUM(r.equity_sum) / SUM(r.n), 8) AS equity,
+               ROUND(SUM(r.cash_sum) / SUM(r.n), 8) AS cash,
+               ROUND(SUM(r.unrealized_sum) / SUM(r.n), 8) AS unrealized, {rextra} AS bots,
+               MIN(g.t0) AS t0, MIN(g.width) AS width
+        FROM g, {rtable} r
+        WHERE {rwhere} AND r.width = (SELECT w FROM lv)
+              AND r.bucket >= to_timestamp(g.t0) AND r.bucket <= %s
+        GROUP BY 1
+        UNION ALL
+        SELECT CAST(FLOOR(({_epoch("e.taken_at")} - wr.t0) / wr.width) AS INTEGER) AS bucket,
+               ROUND(AVG(e.equity), 8), ROUND(AVG(e.cash), 8), ROUND(AVG(e.unrealized_pnl), 8),
+               {extra}, MIN(wr.t0), MIN(wr.width)
+        FROM {source} e, wr
+        WHERE {where} AND e.taken_at >= %s AND e.taken_at <= %s
+              AND NOT EXISTS (SELECT 1 FROM lv)
+        GROUP BY 1
+    """
+    first = start or datetime.fromtimestamp(0, tz=UTC)
+    curve_params = [
+        start_s, *params, start_s, end.timestamp(), points, points, end.timestamp(), points,
+        *rparams, end, *params, first, end,
+    ]  # fmt: skip
+    return _curve_columns(scope, curve, curve_params)
+
+
+def _curve_columns(scope: Scope, curve: str, params: list[Any]) -> tuple[str, list[Any]]:
+    if connection.vendor == "postgresql":
+        # The response's own strings, made by the database: exact decimals (8 places) and the
+        # bucket start in ISO 8601 UTC. Python then builds no Decimal and no datetime per point
+        # (~2 ms of 500 points: see PERFORMANCE.md).
+        columns = (
+            "c.bucket, c.equity::text, c.cash::text, c.unrealized::text, c.bots, c.t0, c.width, "
+            "to_char(to_timestamp(c.t0 + c.bucket * c.width) AT TIME ZONE 'UTC', "
+            '\'YYYY-MM-DD"T"HH24:MI:SS"Z"\')'
+        )
+    else:
+        columns = "c.bucket, c.equity, c.cash, c.unrealized, c.bots, c.t0, c.width, NULL"
+    if scope.bot_id is None:
+        return f"SELECT {columns} FROM ({curve}) c ORDER BY c.bucket", params
+    sql = f"""
+        SELECT {columns}
+        FROM {BOT} bot LEFT JOIN ({curve}) c ON TRUE
+        WHERE bot.id = %s AND bot.owner_id = %s
+        ORDER BY c.bucket
+    """
+    return sql, [*params, scope.bot_id, scope.owner_id]
+
+
+def equity_curve_scan_sql(
+    scope: Scope, *, start: datetime | None, end: datetime, points: int
+) -> tuple[str, list[Any]]:
+    """Snapshots in [start, end] averaged into ``points`` equal buckets, oldest first: the scan
+    of every snapshot in the period (SQLite; periods shorter than ``points`` hours; tests).
 
     Summed over the user's bots: ``AccountEquitySnapshot`` (one row per instant, maintained on
     write) through account_owner_time_uniq. One bot: its snapshots through
@@ -198,26 +303,7 @@ def equity_curve_sql(
         None if start is None else start.timestamp(), *params, end.timestamp(), points,
         *params, first, end,
     ]  # fmt: skip
-    if connection.vendor == "postgresql":
-        # The response's own strings, made by the database: exact decimals (8 places) and the
-        # bucket start in ISO 8601 UTC. Python then builds no Decimal and no datetime per point
-        # (~2 ms of 500 points: see PERFORMANCE.md).
-        columns = (
-            "c.bucket, c.equity::text, c.cash::text, c.unrealized::text, c.bots, c.t0, c.width, "
-            "to_char(to_timestamp(c.t0 + c.bucket * c.width) AT TIME ZONE 'UTC', "
-            '\'YYYY-MM-DD"T"HH24:MI:SS"Z"\')'
-        )
-    else:
-        columns = "c.bucket, c.equity, c.cash, c.unrealized, c.bots, c.t0, c.width, NULL"
-    if scope.bot_id is None:
-        return f"SELECT {columns} FROM ({curve}) c ORDER BY c.bucket", curve_params
-    sql = f"""
-        SELECT {columns}
-        FROM {BOT} bot LEFT JOIN ({curve}) c ON TRUE
-        WHERE bot.id = %s AND bot.owner_id = %s
-        ORDER BY c.bucket
-    """
-    return sql, [*curve_params, scope.bot_id, scope.owner_id]
+    return _curve_columns(scope, curve, curve_params)
 
 
 def equity_curve(
@@ -261,22 +347,101 @@ def performance_stats_sql(scope: Scope) -> tuple[str, list[Any]]:
     return sql, [scope.owner_id, *params]
 
 
+# PnL per day up to this many days of period (or of history, for "all"), then per ISO week
+# (Monday) up to WEEKLY_MAX_DAYS, then per month: a body of at most ~105 rows per 2 years.
+DAILY_MAX_DAYS = 92
+WEEKLY_MAX_DAYS = 731
+
+
 def daily_pnl_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[Any]]:
+    """PnL per UTC day over the period, summed over the scope's bots (dailypnl_owner_day_idx, or
+    dailypnl_bot_day_uniq with ?bot=), bucketed per week or month beyond ``DAILY_MAX_DAYS``
+    (``unit`` column: day, week or month; each row's day is its bucket's first day)."""
     where, params = scope.where("d")
+    first_where, first_params = where, list(params)
     if start is not None:
         where += " AND d.day >= %s"
         params.append(start.date())
+    if connection.vendor != "postgresql":
+        sql = f"""
+            SELECT d.day, SUM(d.trade_count), SUM(d.realized_pnl), SUM(d.fees), 'day'
+            FROM {DAILY} d WHERE {where}
+            GROUP BY d.day ORDER BY d.day
+        """
+        return sql, params
+    today = datetime.now(UTC).date()
     sql = f"""
-        SELECT d.day, SUM(d.trade_count), SUM(d.realized_pnl), SUM(d.fees)
-        FROM {DAILY} d WHERE {where}
-        GROUP BY d.day ORDER BY d.day
+        WITH f AS (SELECT COALESCE(%s::date,
+                                   (SELECT MIN(d.day) FROM {DAILY} d WHERE {first_where})) AS day),
+             u AS (SELECT CASE WHEN f.day IS NULL OR %s::date - f.day <= {DAILY_MAX_DAYS} THEN 'day'
+                               WHEN %s::date - f.day <= {WEEKLY_MAX_DAYS} THEN 'week'
+                               ELSE 'month' END AS unit FROM f)
+        SELECT date_trunc(u.unit, d.day::timestamp)::date, SUM(d.trade_count),
+               SUM(d.realized_pnl), SUM(d.fees), MIN(u.unit)
+        FROM {DAILY} d, u WHERE {where}
+        GROUP BY 1 ORDER BY 1
     """
-    return sql, params
+    return sql, [None if start is None else start.date(), *first_params, today, today, *params]
+
+
+def _ceil_to(moment: datetime, width: int) -> datetime:
+    """The first rollup bucket boundary at or after ``moment``."""
+    steps = -(-(moment.timestamp() - ORIGIN) // width)
+    return datetime.fromtimestamp(ORIGIN + steps * width, tz=UTC)
 
 
 def drawdown_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[Any]]:
     """Max over the period of (running peak - equity) / running peak, on the summed curve
-    (all bots) or one bot's snapshots: one index range scan in time order, no sort."""
+    (all bots) or one bot's snapshots, the peak running from the period's start: one row.
+
+    On PostgreSQL from the rollups, never scanning the period: period "all" is the running max
+    drawdown kept on the newest bucket; a period from ``start`` folds the raw rows before the
+    first whole hour, the hours before the first whole day, the days before the first whole
+    week, then the weeks (at most one hour of rows + 23 + 6 + the weeks), each part against the
+    highest equity before it (``trading.services.rollups`` explains why that is exact).
+    """
+    if connection.vendor != "postgresql":
+        return drawdown_scan_sql(scope, start=start)
+    rtable, rwhere, rparams = _rollup_series(scope)
+    if start is None:
+        sql = f"""
+            SELECT (SELECT r.run_drawdown FROM {rtable} r WHERE {rwhere} AND r.width = %s
+                    ORDER BY r.bucket DESC LIMIT 1)
+        """
+        return sql, [*rparams, ROLLUP_WIDTHS[-1]]
+    source, where, params = _equity_series(scope)
+    edges = [start] + [_ceil_to(start, width) for width in ROLLUP_WIDTHS]
+    parts = [
+        f"""SELECT e.taken_at AS t, e.equity AS high, e.equity AS low,
+                   (e.equity - e.equity) / NULLIF(e.equity, 0) AS dd
+            FROM {source} e WHERE {where} AND e.taken_at >= %s AND e.taken_at < %s"""
+    ]
+    part_params: list[Any] = [*params, edges[0], edges[1]]
+    for level, width in enumerate(ROLLUP_WIDTHS):
+        last = level == len(ROLLUP_WIDTHS) - 1
+        parts.append(
+            f"""SELECT r.bucket, r.high, r.low, r.drawdown FROM {rtable} r
+                WHERE {rwhere} AND r.width = %s AND r.bucket >= %s
+                {"" if last else "AND r.bucket < %s"}"""
+        )
+        part_params += [*rparams, width, edges[level + 1]]
+        if not last:
+            part_params.append(edges[level + 2])
+    union = " UNION ALL ".join(parts)
+    sql = f"""
+        SELECT MAX(GREATEST(p.dd, (p.ph - p.low) / NULLIF(p.ph, 0)))
+        FROM (
+            SELECT q.dd, q.low, MAX(q.high) OVER (
+                ORDER BY q.t ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS ph
+            FROM ({union}) q
+        ) p
+    """
+    return sql, part_params
+
+
+def drawdown_scan_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[Any]]:
+    """Max over the period of (running peak - equity) / running peak, on the summed curve
+    (all bots) or one bot's snapshots, by scanning them in time order (SQLite; tests)."""
     source, where, params = _equity_series(scope)
     if start is not None:
         where += " AND e.taken_at >= %s"
@@ -316,7 +481,8 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def performance(scope: Scope, *, start: datetime | None) -> dict[str, Any]:
     """Three queries: running totals per bot x symbol (with each bot's all-time max drawdown),
-    PnL per day over the period, and the max drawdown over the period (summed or one bot)."""
+    PnL per day (week, month: ``daily_pnl_unit``) over the period, and the max drawdown over the
+    period (summed or one bot)."""
     sql, params = performance_stats_sql(scope)
     rows = []
     names: dict[int, str] = {}
@@ -346,10 +512,11 @@ def performance(scope: Scope, *, start: datetime | None) -> dict[str, Any]:
     symbols = [{"symbol": symbol, **_summary(by_symbol[symbol])} for symbol in sorted(by_symbol)]
 
     sql, params = daily_pnl_sql(scope, start=start)
+    days = _fetch(sql, params)
     daily = [
         {"day": day, "trades": n, "realized_pnl": money(pnl), "fees": money(fees),
          "net_pnl": money(_dec(pnl) - _dec(fees))}
-        for day, n, pnl, fees in _fetch(sql, params)
+        for day, n, pnl, fees, _unit in days
     ]  # fmt: skip
     sql, params = drawdown_sql(scope, start=start)
     (drawdown,) = _fetch(sql, params)[0]
@@ -363,4 +530,5 @@ def performance(scope: Scope, *, start: datetime | None) -> dict[str, Any]:
         "bots": bots,
         "symbols": symbols,
         "daily_pnl": daily,
+        "daily_pnl_unit": days[0][4] if days else "day",
     }

@@ -415,6 +415,83 @@ class AccountEquitySnapshot(models.Model):
         return f"{self.owner_id} @ {self.taken_at:%Y-%m-%d %H:%M}: {self.equity}"
 
 
+# Rollup levels (bucket width in seconds): hour, UTC day, week (Monday 00:00 UTC). Buckets are
+# ``date_bin(width, taken_at, ROLLUP_ORIGIN)``; the origin, a Monday midnight, aligns all three.
+ROLLUP_WIDTHS = (3600, 86400, 604800)
+ROLLUP_ORIGIN = "1970-01-05 00:00:00+00"
+
+
+class EquityRollupFields(models.Model):
+    """One bucket of an equity series (a bot's snapshots or a user's summed curve) at one level.
+
+    ``open/high/low/close`` are the equity of the bucket's first, highest, lowest and last rows;
+    the sums and ``n`` give exact averages of any run of buckets; ``drawdown`` is the largest fall
+    from a running peak inside the bucket, as a fraction (``(peak - equity) / peak``; runs of
+    buckets combine exactly: a later bucket's low against an earlier bucket's high);
+    ``peak`` and ``run_drawdown`` are the all-time running peak and max drawdown at the bucket's
+    end. Kept by ``trading.services.rollups`` in the snapshots' transaction.
+    """
+
+    width = models.PositiveIntegerField(help_text="Bucket width in seconds (ROLLUP_WIDTHS).")
+    bucket = models.DateTimeField(help_text="Start of the bucket (UTC).")
+    n = models.PositiveIntegerField(help_text="Snapshots (rows of the series) in the bucket.")
+    open = MoneyField()
+    high = MoneyField()
+    low = MoneyField()
+    close = MoneyField()
+    equity_sum = models.DecimalField(max_digits=34, decimal_places=8)
+    cash_sum = models.DecimalField(max_digits=34, decimal_places=8)
+    unrealized_sum = models.DecimalField(max_digits=34, decimal_places=8)
+    drawdown = models.DecimalField(max_digits=40, decimal_places=30, null=True)
+    peak = MoneyField(help_text="Highest equity of the series up to the end of the bucket.")
+    run_drawdown = models.DecimalField(max_digits=40, decimal_places=30, null=True)
+
+    class Meta:
+        abstract = True
+
+
+class EquityRollup(EquityRollupFields):
+    """A bot's equity snapshots rolled up per hour, day and week (``ROLLUP_WIDTHS``)."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    bot = models.ForeignKey(
+        Bot, on_delete=models.CASCADE, related_name="equity_rollups", db_index=False
+    )
+
+    class Meta:
+        constraints = [
+            # One bot's equity curve and drawdown at one level over a period (?bot=).
+            models.UniqueConstraint(
+                fields=["bot", "width", "bucket"], name="equityrollup_bot_width_bucket_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} {self.width}s @ {self.bucket:%Y-%m-%d %H:%M}"
+
+
+class AccountEquityRollup(EquityRollupFields):
+    """A user's summed equity curve (``AccountEquitySnapshot``) rolled up like ``EquityRollup``."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    bots = models.PositiveIntegerField(default=0, help_text="Most bots counted in the bucket.")
+
+    class Meta:
+        constraints = [
+            # A user's summed equity curve and portfolio drawdown at one level over a period.
+            models.UniqueConstraint(
+                fields=["owner", "width", "bucket"], name="accountrollup_owner_width_bucket_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner_id} {self.width}s @ {self.bucket:%Y-%m-%d %H:%M}"
+
+
 class BotSymbolStats(models.Model):
     """Running totals per bot and symbol, kept by the services in the same transaction as the trades.
 

@@ -29,10 +29,12 @@ from django.db import connection, transaction
 
 from trading.engine.strategies import validate_strategy
 from trading.models import (
+    AccountEquityRollup,
     AccountEquitySnapshot,
     Bot,
     BotDailyPnl,
     BotSymbolStats,
+    EquityRollup,
     EquitySnapshot,
     Position,
     Timeframe,
@@ -40,6 +42,7 @@ from trading.models import (
 )
 from trading.risk import liquidation_price, validate_risk_params
 from trading.services import stats_rebuild
+from trading.services.rollups import equity_rollups_rebuild
 from zerobot.lib.money import quantize
 
 DEMO_USERNAME = "demo"
@@ -50,7 +53,8 @@ TRADER_PREFIX = "trader"
 
 # Everything seed_demo writes, children first (the order --reset deletes in).
 SEEDED_MODELS = (
-    Trade, EquitySnapshot, AccountEquitySnapshot, Position, BotSymbolStats, BotDailyPnl, Bot,
+    Trade, EquityRollup, EquitySnapshot, AccountEquityRollup, AccountEquitySnapshot, Position,
+    BotSymbolStats, BotDailyPnl, Bot,
 )  # fmt: skip
 
 MONEY = 10**8  # cash, fees, PnL: 8 decimal places
@@ -117,6 +121,10 @@ PROFILES: dict[str, Profile] = {
     # 10x the reference history: 1,000 bots, 1M trades, 2M snapshots.
     "large": Profile(users=100, bots_per_user=10, trades_per_bot=1000, open_positions=50,
                      closed_positions=450, snapshots_per_bot=2000, symbols=20),
+    # 10x the history of each reference bot (900 days, 10,000 fills, 20,000 snapshots, the same
+    # 50 open positions), for 2 users: the demo user has the reference's 10 bots, each 10x deeper.
+    "deep": Profile(users=2, bots_per_user=10, trades_per_bot=10000, open_positions=50,
+                    closed_positions=4500, snapshots_per_bot=20000, symbols=20, days=900),
 }  # fmt: skip
 
 
@@ -629,6 +637,10 @@ def seed(
         _set_bot_totals(capitals)
         stats_rebuild(bot_ids=[bot.pk for bot in bots])
         _account_from_snapshots([bot.pk for bot in bots])
+        owner_ids = sorted(user.pk for user in users.values())
+        for offset in range(0, len(owner_ids), 5):  # statements of a few owners each: a web
+            # request's statement_timeout (tests) would cancel one over 1,000 bots
+            equity_rollups_rebuild(owner_ids=owner_ids[offset : offset + 5])
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # VACUUM also sets the visibility map (deep pages' index-only scans need it); it

@@ -303,7 +303,7 @@ class PerformanceSymbolOut(PerformanceSummaryOut):
 
 
 class DailyPnlOut(serializers.Serializer):
-    day = serializers.DateField()
+    day = serializers.DateField(help_text="The UTC day, or the first day of the week or month.")
     trades = serializers.IntegerField()
     realized_pnl = money_field()
     fees = money_field()
@@ -316,3 +316,8 @@ class PerformanceOut(serializers.Serializer):
     bots = PerformanceBotOut(many=True)
     symbols = PerformanceSymbolOut(many=True)
     daily_pnl = DailyPnlOut(many=True)
+    daily_pnl_unit = serializers.ChoiceField(
+        choices=["day", "week", "month"],
+        help_text="What one daily_pnl row covers: a day for periods up to 92 days (of history, "
+        "for period=all), an ISO week (from Monday) up to 731 days, a calendar month beyond.",
+    )

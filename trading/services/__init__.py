@@ -1,7 +1,8 @@
 """Every write to trading data goes through these functions (``from trading import services``).
 
 Split by domain: ``bots``, ``positions`` (fills, marks, exits, liquidation), ``totals`` (running
-totals), ``equity`` (snapshots, summed curve). Every function takes keyword-only arguments and
+totals), ``equity`` (snapshots, summed curve), ``rollups`` (the curves per hour, day, week).
+Every function takes keyword-only arguments and
 raises ``trading.errors.TradingError`` subclasses (the API maps each to a 4xx/503 with its message):
 ``InvalidInput`` 400, ``InsufficientCapital`` 400, ``InvalidState`` 409, ``RiskRefused`` 409,
 ``PriceUnavailable`` 503. Rows are locked in the one order of ``trading.locks`` (owner -> bot ->
@@ -30,6 +31,8 @@ Public API (what the views, the admin, the commands and the bot engine call):
     equity_snapshot_record(*, bot, taken_at=None) -> EquitySnapshot
     equity_snapshots_record(*, bot_ids, taken_at) -> list[EquitySnapshot]   (a batch, any owners)
     account_equity_rebuild(*, owner_id) -> None
+    equity_rollups_apply(snapshots) -> None          (the snapshot writers' hook, in their transaction)
+    equity_rollups_rebuild(*, owner_ids, bots=True) -> None
     stats_rebuild(*, bot_ids=None) -> None
 
 Pure rule functions for the engine live in ``trading.risk`` (``exit_reason``,
@@ -69,6 +72,7 @@ from trading.services.positions import (
     positions_apply_exits,
     positions_mark,
 )
+from trading.services.rollups import equity_rollups_apply, equity_rollups_rebuild
 from trading.services.totals import stats_add, stats_rebuild
 
 __all__ = [
@@ -82,6 +86,8 @@ __all__ = [
     "bot_delete",
     "bot_set_status",
     "bot_update",
+    "equity_rollups_apply",
+    "equity_rollups_rebuild",
     "equity_snapshot_record",
     "equity_snapshots_record",
     "position_close",

@@ -14,6 +14,7 @@ from trading.errors import InvalidInput
 from trading.models import AccountEquitySnapshot, Bot, EquitySnapshot, Position
 from trading.risk import RiskLimits, drawdown_pct
 from trading.services._common import ZERO, aware
+from trading.services.rollups import equity_rollups_apply, equity_rollups_rebuild
 
 
 def equity_snapshot_record(*, bot: Bot, taken_at: datetime | None = None) -> EquitySnapshot:
@@ -145,6 +146,7 @@ def _snapshots_write(*, bot_ids: list[int], taken_at: datetime) -> _Written:
         return written
     EquitySnapshot.objects.bulk_create(written.rows)
     _account_apply(taken_at=taken_at, deltas=deltas)
+    equity_rollups_apply(written.rows)  # the owners' account rows at taken_at are written
     now = timezone.now()
     table = Bot._meta.db_table
     with connection.cursor() as cursor:
@@ -227,7 +229,8 @@ def _account_apply(*, taken_at: datetime, deltas: dict[int, list]) -> None:
 
 
 def account_equity_rebuild(*, owner_id: int) -> None:
-    """Recompute a user's summed curve from the bots' snapshots (after deleting a bot, repair).
+    """Recompute a user's summed curve and its rollups from the bots' snapshots (after deleting
+    a bot, repair).
 
     For every instant any of the user's bots has a snapshot: each bot's latest snapshot at or
     before it, summed. Costs one index probe per (instant, bot): fine as a one-off, which is why
@@ -261,3 +264,4 @@ def account_equity_rebuild(*, owner_id: int) -> None:
                 """,
                 [owner_id, owner_id, owner_id],
             )
+        equity_rollups_rebuild(owner_ids=[owner_id], bots=False)

@@ -230,14 +230,16 @@ def test_query_budget_is_the_same_for_1_and_50_positions_plus_a_fixed_number_per
         counts.append(queries.count)
     # load: bot, open positions, fills at as_of (3); mark: one UPDATE in a savepoint-free
     # transaction (1, plus BEGIN/COMMIT are not statements); snapshot batch: owner lock, bots
-    # lock, position totals, previous snapshots, INSERT, 2 account-row statements, peaks (8).
+    # lock, position totals, previous snapshots, INSERT, 2 account-row statements, 2 rollup
+    # statements (read the changed buckets' inputs, upsert them), peaks (10).
     # Inside the test's transaction each atomic block adds SAVEPOINT + RELEASE (2 statements
     # that a production cycle, in autocommit, does not send). Expected, whatever the positions:
     #   load (3): the bots, their open positions, their fills at as_of
     #   mark (1 + 2): positions_mark's one statement (locks, updates, answers the owners)
-    #   snapshot batch (8 + 2): owner lock, bots lock, open-position totals per bot, previous
-    #     snapshot per bot, INSERT of the snapshots, 2 for the account row, peaks/drawdowns
-    assert counts == [16, 16]
+    #   snapshot batch (10 + 2): owner lock, bots lock, open-position totals per bot, previous
+    #     snapshot per bot, INSERT of the snapshots, 2 for the account row, 2 for the rollups,
+    #     peaks/drawdowns
+    assert counts == [18, 18]
 
     # Orders: each costs the same fixed number of statements.
     per_order = []
@@ -256,11 +258,11 @@ def test_query_budget_is_the_same_for_1_and_50_positions_plus_a_fixed_number_per
             result = cycle_run(bot_id=bot.pk, as_of=market_clock, client=scripted)
         assert result.opened == n_symbols, result
         per_order.append(queries.count)
-    # A new bot has no position to mark: load (3) + snapshot batch (10) + K per order, with K =
+    # A new bot has no position to mark: load (3) + snapshot batch (12) + K per order, with K =
     # position_open's statements (bot lock, client order id check, risk totals, trades today,
     # debit, position and trade INSERTs, 2 running-total upserts, capital refresh, + 2).
     per_order_cost = per_order[1] - per_order[0]
-    assert per_order[0] == 13 + per_order_cost and per_order_cost == 12
+    assert per_order[0] == 15 + per_order_cost and per_order_cost == 12
 
 
 @pytest.mark.django_db(transaction=True)
