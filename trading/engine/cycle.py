@@ -382,7 +382,8 @@ def _execute(state: _BotState, order: _Order, as_of: datetime, result: CycleResu
         if order.position is not None:
             services.position_close(
                 position=order.position, price=order.price, fee_rate=fee_rate(),
-                client_order_id=cid, executed_at=as_of, reason=order.reason,
+                client_order_id=cid, executed_at=max(as_of, order.position.opened_at),
+                reason=order.reason,
             )  # fmt: skip
             result.closed[order.reason] = result.closed.get(order.reason, 0) + 1
         else:

@@ -57,15 +57,17 @@ class Claim:
     due_at: datetime  # next_run_at when claimed (lag = start - due_at)
 
 
-def grid_slot(at: datetime, interval: float) -> datetime:
-    """The start of the ``interval``-second slot (on the Unix epoch grid) containing ``at``."""
-    seconds = int(at.timestamp() // interval * interval)
-    return datetime.fromtimestamp(seconds, tz=UTC)
-
-
 TICK_SECONDS = 1.0  # the longest tick: due bots within one second share their cycle's as_of
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def grid_slot(at: datetime, interval: float) -> datetime:
+    """The start of the ``interval``-second slot (on the Unix epoch grid) containing ``at``, in
+    whole microseconds (seconds truncated to an int put a 1.5 s interval's x.5 slots off grid)."""
+    slot = max(1, round(interval * 1_000_000))
+    micros = (at - _EPOCH) // _MICROSECOND
+    return _EPOCH + timedelta(microseconds=micros // slot * slot)
 
 
 def _tick_micros(interval: float) -> int:

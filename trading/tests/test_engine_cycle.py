@@ -105,6 +105,23 @@ def test_a_stop_loss_closes_at_the_mark_with_its_reason_and_pnl(
 
 
 @pytest.mark.django_db
+def test_an_exit_of_a_position_opened_after_the_cycles_instant_closes_when_it_opened(
+    scripted: ScriptedClient, market_clock: datetime
+) -> None:
+    """A cycle's as_of is its due time rounded down to the tick: a position opened through the
+    API a moment later is still closed (at its opening instant), not refused as 'before the
+    position opened'."""
+    bot = _bot(strategy="manual")
+    opened = _open(bot, at=market_clock + timedelta(milliseconds=700), stop_loss="95")
+    scripted.set_price("BTC/USDT", "94")
+    result = cycle_run(bot_id=bot.pk, as_of=market_clock, client=scripted)
+    assert result.closed == {"stop_loss": 1} and not result.rejected, result
+    close = Trade.objects.get(position_id=opened.pk, reason="stop_loss")
+    assert close.executed_at == opened.opened_at
+    assert_ledger_holds()
+
+
+@pytest.mark.django_db
 def test_a_take_profit_on_a_short(scripted: ScriptedClient, market_clock: datetime) -> None:
     bot = _bot(strategy="manual")
     opened = _open(bot, side="short", at=market_clock - timedelta(hours=2), stop_loss="110",

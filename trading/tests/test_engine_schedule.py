@@ -142,3 +142,10 @@ def test_the_claim_query_uses_the_partial_due_index(django_assert_num_queries: A
     assert "bot_due_idx" in plan
     with django_assert_num_queries(1):
         schedule.claim(runner="x", limit=5, lease_seconds=5, interval=60, now=T0)
+
+
+def test_grid_slots_of_fractional_intervals_stay_on_the_grid() -> None:
+    at = datetime(2026, 1, 1, 0, 0, 19, 600_000, tzinfo=UTC)
+    assert schedule.grid_slot(at, 1.5) == datetime(2026, 1, 1, 0, 0, 19, 500_000, tzinfo=UTC)
+    assert schedule.grid_slot(at, 60) == datetime(2026, 1, 1, tzinfo=UTC)
+    assert schedule.grid_slot(at, 0.25) == at.replace(microsecond=500_000)
