@@ -41,7 +41,6 @@ import json
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -65,7 +64,7 @@ from accounts.benchclient import token_client
 from monitoring.bench import charts, compare, database, report, scale
 from monitoring.bench import engine as bench_engine_section
 from trading.dashboard import DASHBOARD_PATHS
-from trading.management.commands.bench_api import percentile, quiet_request_logs
+from trading.management.commands.bench_api import quiet_request_logs
 from trading.models import Bot, Position, Trade
 from trading.seed import PROFILES
 
@@ -107,17 +106,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"n": 0}
-    return {
-        "n": len(values),
-        "p50": round(statistics.median(values), 3),
-        "p95": round(percentile(values, 95), 3),
-        "p99": round(percentile(values, 99), 3),
-    }
 
 
 def _http_get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
@@ -164,7 +152,7 @@ class Load:
             "rps": round(len(self.latencies) / self.seconds, 1) if self.seconds else 0.0,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "errors": errors,
-            "latency_ms": _stats(self.latencies),
+            "latency_ms": compare.stats(self.latencies),
         }
 
 
@@ -410,7 +398,7 @@ class Command(BaseCommand):
                     raise CommandError(f"{url}: HTTP {response.status_code}")
                 with CaptureQueriesContext(connection) as queries:
                     client.get(url)
-                rows[url] = {**_stats(timings), "queries": len(queries),
+                rows[url] = {**compare.stats(timings), "queries": len(queries),
                              "bytes": len(response.content)}  # fmt: skip
         return rows
 
@@ -433,7 +421,10 @@ class Command(BaseCommand):
                     not_modified.append((time.perf_counter() - started) * 1000)
                 if response.status_code != 304:
                     raise CommandError(f"{url}: If-None-Match answered {response.status_code}")
-                rows[url] = {"cached": _stats(cached), "not_modified": _stats(not_modified)}
+                rows[url] = {
+                    "cached": compare.stats(cached),
+                    "not_modified": compare.stats(not_modified),
+                }
         return rows
 
     def _server(self, pooled: bool) -> tuple[str, subprocess.Popen]:
@@ -548,9 +539,9 @@ class Command(BaseCommand):
             server.terminate()
             server.wait(timeout=20)
         return {
-            kind: {name: _stats(values) for name, values in samples[kind].items()}
+            kind: {name: compare.stats(values) for name, values in samples[kind].items()}
             for kind in ("cold", "warm")
-        } | {"event_latency": _stats(samples["event_latency"])}
+        } | {"event_latency": compare.stats(samples["event_latency"])}
 
     def _indexes(self, options: dict[str, Any]) -> dict[str, Any]:
         urls = [*DASHBOARD_PATHS, *compare.LISTS]
