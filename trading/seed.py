@@ -33,6 +33,7 @@ from trading.models import (
     AccountEquitySnapshot,
     Bot,
     BotDailyPnl,
+    BotPnlRollup,
     BotSymbolStats,
     EquityRollup,
     EquitySnapshot,
@@ -54,7 +55,7 @@ TRADER_PREFIX = "trader"
 # Everything seed_demo writes, children first (the order --reset deletes in).
 SEEDED_MODELS = (
     Trade, EquityRollup, EquitySnapshot, AccountEquityRollup, AccountEquitySnapshot, Position,
-    BotSymbolStats, BotDailyPnl, Bot,
+    BotSymbolStats, BotPnlRollup, BotDailyPnl, Bot,
 )  # fmt: skip
 
 MONEY = 10**8  # cash, fees, PnL: 8 decimal places
