@@ -3,7 +3,8 @@ bounded by the user's bots, symbols and the chosen period, never by the length o
 
 - stats: bots (a handful of rows), open positions (partial index), running totals (BotSymbolStats).
 - equity curve: snapshots in the period, bucketed by the database to at most ``points`` rows.
-- performance: running totals per bot/symbol, PnL per day (BotDailyPnl), drawdown over the period.
+- performance: running totals per bot/symbol, PnL per day (BotDailyPnl; weeks, months and years
+  from BotPnlRollup for long periods), drawdown over the period from the equity rollups.
 
 Functions return plain dicts/lists; money stays ``Decimal`` (rendered as exact strings). Every
 statement here is built by a ``*_sql`` function that returns ``(sql, params)``
@@ -26,12 +27,14 @@ from trading.models import (
     AccountEquitySnapshot,
     Bot,
     BotDailyPnl,
+    BotPnlRollup,
     BotSymbolStats,
     EquityRollup,
     EquitySnapshot,
     Position,
 )
 from trading.querysets import BotNotFound, unrealized_exact_sql
+from trading.services.rollups import drawdown_ratio_sql
 from zerobot.lib.money import MONEY_CONTEXT, money, quantize
 
 ZERO = Decimal(0)
@@ -40,6 +43,7 @@ BOT = Bot._meta.db_table
 POSITION = Position._meta.db_table
 STATS = BotSymbolStats._meta.db_table
 DAILY = BotDailyPnl._meta.db_table
+PNL_ROLLUP = BotPnlRollup._meta.db_table
 SNAPSHOT = EquitySnapshot._meta.db_table
 ACCOUNT = AccountEquitySnapshot._meta.db_table
 ACCOUNT_ROLLUP = AccountEquityRollup._meta.db_table
@@ -348,15 +352,76 @@ def performance_stats_sql(scope: Scope) -> tuple[str, list[Any]]:
 
 
 # PnL per day up to this many days of period (or of history, for "all"), then per ISO week
-# (Monday) up to WEEKLY_MAX_DAYS, then per month: a body of at most ~105 rows per 2 years.
+# (Monday) up to WEEKLY_MAX_DAYS, per month up to MONTHLY_MAX_DAYS, then per year: a body of at
+# most ~130 rows whatever the history.
 DAILY_MAX_DAYS = 92
 WEEKLY_MAX_DAYS = 731
+MONTHLY_MAX_DAYS = 3653
+
+
+def _unit_case(first: str, today: str) -> str:
+    return f"""CASE WHEN {first} IS NULL OR {today} - {first} <= {DAILY_MAX_DAYS} THEN 'day'
+                    WHEN {today} - {first} <= {WEEKLY_MAX_DAYS} THEN 'week'
+                    WHEN {today} - {first} <= {MONTHLY_MAX_DAYS} THEN 'month'
+                    ELSE 'year' END"""
+
+
+def _rollup_pnl_scope(scope: Scope) -> tuple[str, list[Any]]:
+    # pnlrollup_owner_unit_day_idx, or pnlrollup_bot_unit_day_uniq with ?bot=
+    if scope.bot_id is None:
+        return "r.owner_id = %s", [scope.owner_id]
+    return "r.bot_id = %s AND r.owner_id = %s", [scope.bot_id, scope.owner_id]
 
 
 def daily_pnl_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[Any]]:
-    """PnL per UTC day over the period, summed over the scope's bots (dailypnl_owner_day_idx, or
-    dailypnl_bot_day_uniq with ?bot=), bucketed per week or month beyond ``DAILY_MAX_DAYS``
-    (``unit`` column: day, week or month; each row's day is its bucket's first day)."""
+    """PnL per UTC day over the period, summed over the scope's bots, per week, month or year
+    beyond ``DAILY_MAX_DAYS`` (``unit`` column; each row's day is its bucket's first day).
+
+    On PostgreSQL a day-unit period reads the day rows of the period (dailypnl_owner_day_idx,
+    or dailypnl_bot_day_uniq with ?bot=): at most ``DAILY_MAX_DAYS`` per bot. A longer one reads
+    the bots' ``BotPnlRollup`` rows of that unit (at most the response's rows per bot), plus the
+    day rows of a partial first bucket (a period from ``start`` inside a week, month or year).
+    The bounds are scalar subqueries, so both index ranges are known before the scans start.
+    Elsewhere (SQLite) ``daily_pnl_scan_sql``.
+    """
+    if connection.vendor != "postgresql":
+        return daily_pnl_scan_sql(scope, start=start)
+    where, params = scope.where("d")
+    first_where, first_params = where, list(params)
+    start_day = None if start is None else start.date()
+    if start is not None:
+        where += " AND d.day >= %s"
+        params.append(start_day)
+    rwhere, rparams = _rollup_pnl_scope(scope)
+    today = datetime.now(UTC).date()
+    sql = f"""
+        WITH f AS (SELECT COALESCE(%s::date,
+                                   (SELECT MIN(d.day) FROM {DAILY} d WHERE {first_where})) AS day,
+                          %s::date AS today),
+             u AS (SELECT {_unit_case("f.day", "f.today")} AS unit FROM f),
+             e AS (SELECT u.unit,
+                          CASE WHEN u.unit = 'day' THEN 'infinity'::date
+                               WHEN %s::date IS NULL THEN '-infinity'::date
+                               ELSE (date_trunc(u.unit, %s::timestamp)
+                                     + ('1 ' || u.unit)::interval)::date END AS edge
+                   FROM u)
+        SELECT date_trunc((SELECT unit FROM e), d.day::timestamp)::date, SUM(d.trade_count),
+               SUM(d.realized_pnl), SUM(d.fees), (SELECT unit FROM e)
+        FROM {DAILY} d WHERE {where} AND d.day < (SELECT edge FROM e)
+        GROUP BY 1
+        UNION ALL
+        SELECT r.day, SUM(r.trade_count), SUM(r.realized_pnl), SUM(r.fees), (SELECT unit FROM e)
+        FROM {PNL_ROLLUP} r
+        WHERE {rwhere} AND r.unit = (SELECT unit FROM e) AND r.day >= (SELECT edge FROM e)
+        GROUP BY 1
+        ORDER BY 1
+    """
+    return sql, [start_day, *first_params, today, start_day, start_day, *params, *rparams]
+
+
+def daily_pnl_scan_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[Any]]:
+    """The same rows as ``daily_pnl_sql`` from every day row of the period, grouped by the
+    database (SQLite: per day; tests compare the two)."""
     where, params = scope.where("d")
     first_where, first_params = where, list(params)
     if start is not None:
@@ -372,16 +437,15 @@ def daily_pnl_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[An
     today = datetime.now(UTC).date()
     sql = f"""
         WITH f AS (SELECT COALESCE(%s::date,
-                                   (SELECT MIN(d.day) FROM {DAILY} d WHERE {first_where})) AS day),
-             u AS (SELECT CASE WHEN f.day IS NULL OR %s::date - f.day <= {DAILY_MAX_DAYS} THEN 'day'
-                               WHEN %s::date - f.day <= {WEEKLY_MAX_DAYS} THEN 'week'
-                               ELSE 'month' END AS unit FROM f)
+                                   (SELECT MIN(d.day) FROM {DAILY} d WHERE {first_where})) AS day,
+                          %s::date AS today),
+             u AS (SELECT {_unit_case("f.day", "f.today")} AS unit FROM f)
         SELECT date_trunc(u.unit, d.day::timestamp)::date, SUM(d.trade_count),
                SUM(d.realized_pnl), SUM(d.fees), MIN(u.unit)
         FROM {DAILY} d, u WHERE {where}
         GROUP BY 1 ORDER BY 1
     """
-    return sql, [None if start is None else start.date(), *first_params, today, today, *params]
+    return sql, [None if start is None else start.date(), *first_params, today, *params]
 
 
 def _ceil_to(moment: datetime, width: int) -> datetime:
@@ -413,7 +477,7 @@ def drawdown_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[Any
     edges = [start] + [_ceil_to(start, width) for width in ROLLUP_WIDTHS]
     parts = [
         f"""SELECT e.taken_at AS t, e.equity AS high, e.equity AS low,
-                   (e.equity - e.equity) / NULLIF(e.equity, 0) AS dd
+                   {drawdown_ratio_sql("e.equity", "e.equity")} AS dd
             FROM {source} e WHERE {where} AND e.taken_at >= %s AND e.taken_at < %s"""
     ]
     part_params: list[Any] = [*params, edges[0], edges[1]]
@@ -429,7 +493,7 @@ def drawdown_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[Any
             part_params.append(edges[level + 2])
     union = " UNION ALL ".join(parts)
     sql = f"""
-        SELECT MAX(GREATEST(p.dd, (p.ph - p.low) / NULLIF(p.ph, 0)))
+        SELECT MAX(GREATEST(p.dd, {drawdown_ratio_sql("p.ph", "p.low")}))
         FROM (
             SELECT q.dd, q.low, MAX(q.high) OVER (
                 ORDER BY q.t ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS ph
@@ -441,13 +505,16 @@ def drawdown_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[Any
 
 def drawdown_scan_sql(scope: Scope, *, start: datetime | None) -> tuple[str, list[Any]]:
     """Max over the period of (running peak - equity) / running peak, on the summed curve
-    (all bots) or one bot's snapshots, by scanning them in time order (SQLite; tests)."""
+    (all bots) or one bot's snapshots, by scanning them in time order (SQLite; tests). Equity
+    below 0 counts as 0 (at most 100 %, none without a positive peak), as the rollups' folds."""
     source, where, params = _equity_series(scope)
     if start is not None:
         where += " AND e.taken_at >= %s"
         params.append(start)
+    g = "GREATEST" if connection.vendor == "postgresql" else "MAX"  # SQLite: scalar MAX
+    ratio = f"({g}(w.peak, 0) - {g}(w.equity, 0)) / NULLIF({g}(w.peak, 0), 0)"  # as the rollups
     sql = f"""
-        SELECT MAX((w.peak - w.equity) / NULLIF(w.peak, 0))
+        SELECT MAX({ratio})
         FROM (
             SELECT e.equity, MAX(e.equity) OVER (ORDER BY e.taken_at) AS peak
             FROM {source} e WHERE {where}
@@ -481,7 +548,7 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def performance(scope: Scope, *, start: datetime | None) -> dict[str, Any]:
     """Three queries: running totals per bot x symbol (with each bot's all-time max drawdown),
-    PnL per day (week, month: ``daily_pnl_unit``) over the period, and the max drawdown over the
+    PnL per day (week, month, year: ``daily_pnl_unit``) over the period, and the max drawdown over the
     period (summed or one bot)."""
     sql, params = performance_stats_sql(scope)
     rows = []

@@ -557,3 +557,44 @@ class BotDailyPnl(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bot_id} {self.day}: {self.realized_pnl}"
+
+
+class BotPnlRollup(models.Model):
+    """``BotDailyPnl`` per bot and ISO week (from Monday), calendar month or year (UTC), kept by
+    ``trading.services.totals.stats_add`` in the same statement as the day row.
+
+    The performance endpoint reads these for long periods, so its daily PnL costs at most the
+    bots x the rows of the response, whatever the length of the history (``dashboard.
+    daily_pnl_sql``). ``day`` is the bucket's first day.
+    """
+
+    class Unit(models.TextChoices):
+        WEEK = "week"
+        MONTH = "month"
+        YEAR = "year"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="+", db_index=False)
+    unit = models.CharField(max_length=5, choices=Unit.choices)
+    day = models.DateField(help_text="First day of the week, month or year.")
+    trade_count = models.PositiveIntegerField(default=0)
+    realized_pnl = MoneyField(default=ZERO)
+    fees = MoneyField(default=ZERO)
+
+    class Meta:
+        verbose_name = "bot PnL rollup"
+        constraints = [
+            # The upsert of every fill; one bot's PnL per week/month/year (?bot=).
+            models.UniqueConstraint(
+                fields=["bot", "unit", "day"], name="pnlrollup_bot_unit_day_uniq"
+            ),
+        ]
+        indexes = [
+            # A user's PnL per week/month/year over a long period (performance, all bots).
+            models.Index(fields=["owner", "unit", "day"], name="pnlrollup_owner_unit_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} {self.unit} {self.day}: {self.realized_pnl}"

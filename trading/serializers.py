@@ -303,7 +303,9 @@ class PerformanceSymbolOut(PerformanceSummaryOut):
 
 
 class DailyPnlOut(serializers.Serializer):
-    day = serializers.DateField(help_text="The UTC day, or the first day of the week or month.")
+    day = serializers.DateField(
+        help_text="The UTC day, or the first day of the week, month or year."
+    )
     trades = serializers.IntegerField()
     realized_pnl = money_field()
     fees = money_field()
@@ -317,7 +319,8 @@ class PerformanceOut(serializers.Serializer):
     symbols = PerformanceSymbolOut(many=True)
     daily_pnl = DailyPnlOut(many=True)
     daily_pnl_unit = serializers.ChoiceField(
-        choices=["day", "week", "month"],
+        choices=["day", "week", "month", "year"],
         help_text="What one daily_pnl row covers: a day for periods up to 92 days (of history, "
-        "for period=all), an ISO week (from Monday) up to 731 days, a calendar month beyond.",
+        "for period=all), an ISO week (from Monday) up to 731 days, a calendar month up to "
+        "3,653 days, a calendar year beyond.",
     )

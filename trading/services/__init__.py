@@ -34,6 +34,7 @@ Public API (what the views, the admin, the commands and the bot engine call):
     equity_rollups_apply(snapshots) -> None          (the snapshot writers' hook, in their transaction)
     equity_rollups_rebuild(*, owner_ids, bots=True) -> None
     stats_rebuild(*, bot_ids=None) -> None
+    pnl_rollups_rebuild(*, bot_ids) -> None
 
 Pure rule functions for the engine live in ``trading.risk`` (``exit_reason``,
 ``liquidation_price``, ``is_liquidated``, ``open_refusal``, ``RiskLimits.of``,
@@ -73,7 +74,7 @@ from trading.services.positions import (
     positions_mark,
 )
 from trading.services.rollups import equity_rollups_apply, equity_rollups_rebuild
-from trading.services.totals import stats_add, stats_rebuild
+from trading.services.totals import pnl_rollups_rebuild, stats_add, stats_rebuild
 
 __all__ = [
     "BOT_TRANSITIONS",
@@ -90,6 +91,7 @@ __all__ = [
     "equity_rollups_rebuild",
     "equity_snapshot_record",
     "equity_snapshots_record",
+    "pnl_rollups_rebuild",
     "position_close",
     "position_close_at_market",
     "position_mark_fresh",

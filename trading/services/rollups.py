@@ -8,7 +8,10 @@ end (``trading.models.EquityRollupFields``).
 
 Drawdowns combine exactly: the max drawdown of a run of rows is the largest ``(e(u) - e(t)) /
 e(u)`` over pairs u <= t, so for consecutive parts A then B it is
-``max(dd(A), dd(B), (high(A) - low(B)) / high(A))``. A bucket is the fold of its children (raw
+``max(dd(A), dd(B), (high(A) - low(B)) / high(A))``. That needs equity >= 0 (for e(t) < 0 the
+ratio falls as the peak rises, and a later, lower peak would win), so every drawdown clamps
+equity at 0 (``drawdown_ratio_sql``): a drawdown is at most 100 % and there is none without a
+positive peak, as ``trading.risk.drawdown_pct`` already rules for the bot's own. A bucket is the fold of its children (raw
 rows for an hour, hours for a day, days for a week), and the dashboard folds a period the same
 way from a few raw rows, hours, days and weeks.
 
@@ -52,6 +55,12 @@ from trading.models import (
 
 # Where a rebuild starts: before any snapshot (date_bin floors correctly before its origin).
 REBUILD_FROM = "0001-01-01 00:00:00+00"
+
+
+def drawdown_ratio_sql(peak: str, low: str) -> str:
+    """(peak - low) / peak with both clamped at 0 (NULL without a positive peak): exact to fold
+    when leverage takes equity below 0, and capped at 1 like ``trading.risk.drawdown_pct``."""
+    return f"(GREATEST({peak}, 0) - GREATEST({low}, 0)) / NULLIF(GREATEST({peak}, 0), 0)"
 
 
 def bin_sql(width: int, expression: str) -> str:
@@ -110,7 +119,7 @@ def _series_ctes(series: Series, src: str) -> tuple[list[str], str]:
         SELECT {skeys}, x.taken_at AS cb, 1 AS n, x.equity AS open, x.equity AS high,
                x.equity AS low, x.equity AS close, x.equity AS eq, x.cash AS cash,
                x.unrealized_pnl AS unr, {bots_raw} AS bots,
-               (x.equity - x.equity) / NULLIF(x.equity, 0) AS dd
+               {drawdown_ratio_sql("x.equity", "x.equity")} AS dd
         FROM {src} s CROSS JOIN LATERAL (
             SELECT * FROM {series.raw} x
             WHERE {series.raw_join} AND x.taken_at >= {bin_sql(w0, "s.t")} OFFSET 0
@@ -147,7 +156,7 @@ def _series_ctes(series: Series, src: str) -> tuple[list[str], str]:
                    MAX(high) AS high, MIN(low) AS low,
                    (array_agg(close ORDER BY cb DESC))[1] AS close, SUM(eq) AS eq,
                    SUM(cash) AS cash, SUM(unr) AS unr, MAX(bots) AS bots,
-                   MAX(GREATEST(dd, (ph - low) / NULLIF(ph, 0))) AS dd
+                   MAX(GREATEST(dd, {drawdown_ratio_sql("ph", "low")})) AS dd
             FROM {p}a{level} GROUP BY {keys}, bucket
         )""")
         # Running values: the last stored bucket before the recomputed range, then a fold.
@@ -167,7 +176,7 @@ def _series_ctes(series: Series, src: str) -> tuple[list[str], str]:
         )""")
         ctes.append(f"""{p}r{level} AS (
             SELECT q.*, GREATEST(q.p_peak, MAX(q.high) OVER w) AS peak,
-                   GREATEST(q.p_dd, MAX(GREATEST(q.dd, (q.pp - q.low) / NULLIF(q.pp, 0))) OVER w)
+                   GREATEST(q.p_dd, MAX(GREATEST(q.dd, {drawdown_ratio_sql("q.pp", "q.low")})) OVER w)
                        AS run_dd
             FROM {p}q{level} q
             WINDOW w AS (PARTITION BY {", ".join(f"q.{k}" for k in series.keys)}
@@ -294,12 +303,13 @@ def _bucket(moment: datetime, width: int) -> datetime:
 
 
 def _ratio(peak: Decimal | None, low: Decimal) -> Decimal | None:
-    """(peak - low) / peak, as SQL's ``(peak - low) / NULLIF(peak, 0)`` (None: no peak yet)."""
-    if peak is None or peak == 0:
+    """``drawdown_ratio_sql`` in Python: (peak - low) / peak, both clamped at 0 (None without a
+    positive peak)."""
+    if peak is None or peak <= 0:
         return None
     with localcontext() as ctx:
         ctx.prec = 50
-        return (peak - low) / peak
+        return (peak - max(low, Decimal(0))) / peak
 
 
 def _max(*values: Decimal | None) -> Decimal | None:

@@ -1,17 +1,67 @@
-"""Running totals (``BotSymbolStats``, ``BotDailyPnl``): kept per fill, rebuilt from the ledger."""
+"""Running totals (``BotSymbolStats``, ``BotDailyPnl`` and its weeks, months and years in
+``BotPnlRollup``): kept per fill, rebuilt from the ledger."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
 
 from trading import dataversion
-from trading.models import Bot, BotDailyPnl, BotSymbolStats, Position, Trade
+from trading.models import Bot, BotDailyPnl, BotPnlRollup, BotSymbolStats, Position, Trade
 
 ZERO = Decimal("0")
+UNITS = tuple(BotPnlRollup.Unit.values)  # week, month, year: PostgreSQL's date_trunc units
+
+
+def bucket_starts(day: date) -> list[date]:
+    """The first day of ``day``'s ISO week, month and year (``date_trunc`` of each ``UNITS``)."""
+    return [day - timedelta(days=day.weekday()), day.replace(day=1), day.replace(month=1, day=1)]
+
+
+def _daily_upsert_sql() -> str:
+    """One statement per fill: the day row and, on PostgreSQL, its week, month and year rows
+    (a data-modifying CTE, so a fill costs the round trips it did before the rollups)."""
+    daily = BotDailyPnl._meta.db_table
+    day = f"""
+        INSERT INTO {daily} (owner_id, bot_id, day, trade_count, realized_pnl, fees)
+        VALUES (%s, %s, %s, 1, %s, %s)
+        ON CONFLICT (bot_id, day) DO UPDATE SET
+            trade_count = {daily}.trade_count + 1,
+            realized_pnl = {daily}.realized_pnl + EXCLUDED.realized_pnl,
+            fees = {daily}.fees + EXCLUDED.fees
+    """
+    if connection.vendor != "postgresql":
+        return day
+    rollup = BotPnlRollup._meta.db_table
+    values = ", ".join(
+        f"(%s, %s, '{unit}', %s::date, 1, %s::numeric, %s::numeric)" for unit in UNITS
+    )
+    return f"""
+        WITH d AS ({day} RETURNING 1)
+        INSERT INTO {rollup} (owner_id, bot_id, unit, day, trade_count, realized_pnl, fees)
+        VALUES {values}
+        ON CONFLICT (bot_id, unit, day) DO UPDATE SET
+            trade_count = {rollup}.trade_count + 1,
+            realized_pnl = {rollup}.realized_pnl + EXCLUDED.realized_pnl,
+            fees = {rollup}.fees + EXCLUDED.fees
+    """
+
+
+def pnl_rollups_rebuild_sql(where: str = "") -> str:
+    """``BotPnlRollup`` from ``BotDailyPnl`` (rows matching ``where`` on alias ``d``)."""
+    selects = " UNION ALL ".join(
+        f"SELECT d.owner_id, d.bot_id, '{unit}', date_trunc('{unit}', d.day::timestamp)::date, "
+        f"SUM(d.trade_count), SUM(d.realized_pnl), SUM(d.fees) "
+        f"FROM {BotDailyPnl._meta.db_table} d {where} GROUP BY 1, 2, 4"
+        for unit in UNITS
+    )
+    return (
+        f"INSERT INTO {BotPnlRollup._meta.db_table} "
+        f"(owner_id, bot_id, unit, day, trade_count, realized_pnl, fees) {selects}"
+    )
 
 
 def stats_add(
@@ -38,7 +88,6 @@ def stats_add(
     profit = closed_net if win else ZERO
     lost = -closed_net if loss else ZERO
     stats = BotSymbolStats._meta.db_table
-    daily = BotDailyPnl._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -57,21 +106,16 @@ def stats_add(
             """,
             [owner_id, bot_id, symbol, closed, win, loss, pnl, fee, profit, lost],
         )
-        cursor.execute(
-            f"""
-            INSERT INTO {daily} (owner_id, bot_id, day, trade_count, realized_pnl, fees)
-            VALUES (%s, %s, %s, 1, %s, %s)
-            ON CONFLICT (bot_id, day) DO UPDATE SET
-                trade_count = {daily}.trade_count + 1,
-                realized_pnl = {daily}.realized_pnl + EXCLUDED.realized_pnl,
-                fees = {daily}.fees + EXCLUDED.fees
-            """,
-            [owner_id, bot_id, day.astimezone(UTC).date(), pnl, fee],
-        )
+        day_utc = day.astimezone(UTC).date()
+        params: list[object] = [owner_id, bot_id, day_utc, pnl, fee]
+        if connection.vendor == "postgresql":
+            for start in bucket_starts(day_utc):
+                params += [owner_id, bot_id, start, pnl, fee]
+        cursor.execute(_daily_upsert_sql(), params)
 
 
 def stats_rebuild(*, bot_ids: Iterable[int] | None = None) -> None:
-    """Recompute BotSymbolStats and BotDailyPnl from trades and positions (set-based SQL).
+    """Recompute BotSymbolStats, BotDailyPnl and BotPnlRollup from trades and positions (set-based SQL).
 
     Used by ``seed_demo`` after bulk loading, and as a repair tool; tests check it agrees with the
     incremental updates of ``position_open``/``position_close``.
@@ -91,9 +135,11 @@ def stats_rebuild(*, bot_ids: Iterable[int] | None = None) -> None:
             dataversion.bump_on_commit(owner_id)
         if ids is None:
             BotSymbolStats.objects.all().delete()
+            BotPnlRollup.objects.all().delete()
             BotDailyPnl.objects.all().delete()
         else:
             BotSymbolStats.objects.filter(bot_id__in=ids).delete()
+            BotPnlRollup.objects.filter(bot_id__in=ids).delete()
             BotDailyPnl.objects.filter(bot_id__in=ids).delete()
         if ids == []:
             return
@@ -141,3 +187,17 @@ def stats_rebuild(*, bot_ids: Iterable[int] | None = None) -> None:
                 """,
                 params,
             )
+            if connection.vendor == "postgresql":
+                cursor.execute(pnl_rollups_rebuild_sql(where_t.replace("t.", "d.")), params * 3)
+
+
+def pnl_rollups_rebuild(*, bot_ids: Iterable[int]) -> None:
+    """Recompute these bots' ``BotPnlRollup`` rows from their ``BotDailyPnl`` rows (repair,
+    tests; ``stats_rebuild`` recomputes both from the trades). PostgreSQL only."""
+    ids = list(bot_ids)
+    if not ids or connection.vendor != "postgresql":
+        return
+    with transaction.atomic():
+        BotPnlRollup.objects.filter(bot_id__in=ids).delete()
+        with connection.cursor() as cursor:
+            cursor.execute(pnl_rollups_rebuild_sql("WHERE d.bot_id = ANY(%s)"), [ids] * 3)

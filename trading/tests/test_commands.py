@@ -45,8 +45,22 @@ def test_small_profile_counts_and_demo_login() -> None:
         assert not model.objects.exclude(owner_id=F("bot__owner_id")).exists()
 
 
-def test_small_profile_ledger_is_consistent() -> None:
-    run_seed()
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        # A coarse price grid (deep100's way of seeding 9,000 days cheaply).
+        ("--step-minutes", "30", "--days", "200"),
+        # Beyond 10,000 fills a bot's positions shrink: its cash stays >= 0.
+        ("--users", "1", "--bots-per-user", "2", "--trades-per-bot", "12000",
+         "--closed-positions", "5900", "--snapshots-per-bot", "300"),
+    ],
+)  # fmt: skip
+def test_small_profile_ledger_is_consistent(args: tuple[str, ...]) -> None:
+    run_seed(*args)
+    if "--step-minutes" in args:  # every snapshot on the 30-minute grid, fills within a step
+        assert not EquitySnapshot.objects.exclude(taken_at__minute__in=(0, 30)).exists()
+        assert not EquitySnapshot.objects.exclude(taken_at__second=0).exists()
     for bot in Bot.objects.all():
         trades = Trade.objects.filter(bot=bot).aggregate(pnl=Sum("realized_pnl"), fees=Sum("fee"))
         margin = Position.objects.filter(bot=bot, status="open").aggregate(m=Sum("margin"))["m"]
@@ -165,3 +179,20 @@ def test_impossible_counts_are_a_clear_error() -> None:
 def test_end_must_be_a_time() -> None:
     with pytest.raises(CommandError, match="ISO 8601"):
         run_seed("--reset", "--end", "yesterday")
+
+
+def test_vectorised_formatting_equals_the_scalar_one() -> None:
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    rng = random.Random(1)
+    values = [rng.randrange(-(10**15), 10**15) for _ in range(2000)] + [0, -1, 1, 10**8, -(10**8)]
+    assert seed._fmt_array(np.array(values, dtype=np.int64), 8) == [seed._fmt(v, 8) for v in values]
+    start = datetime(2026, 3, 1, 12, 7, tzinfo=UTC)
+    minutes = np.array([0, 1, 59, 60 * 24 * 400, 12345], dtype=np.int64)
+    fmt = "%Y-%m-%d %H:%M:%S+00"
+    assert seed._fmt_times(start, minutes) == [
+        (start + timedelta(minutes=int(m))).strftime(fmt) for m in minutes
+    ]

@@ -44,15 +44,16 @@ def _bucket(moment: datetime, width: int) -> datetime:
 
 
 def _fold(values: list[Decimal]) -> Decimal | None:
-    """Max of (running peak - equity) / running peak over ``values`` in order, as the old scan."""
+    """Max of (running peak - equity) / running peak over ``values`` in order, as the scan:
+    equity below 0 counts as 0, no drawdown without a positive peak."""
     best: Decimal | None = None
     peak: Decimal | None = None
     with localcontext() as ctx:
         ctx.prec = 60
         for value in values:
             peak = value if peak is None else max(peak, value)
-            if peak:
-                dd = (peak - value) / peak
+            if peak > 0:
+                dd = (peak - max(value, Decimal(0))) / peak
                 best = dd if best is None else max(best, dd)
     return best
 
@@ -320,6 +321,58 @@ def test_period_drawdown_from_rollups_equals_the_scan(source: str) -> None:
     assert compared > 20  # most comparisons saw a real drawdown
 
 
+def test_drawdown_with_equity_below_zero_is_capped_and_folds_like_the_scan() -> None:
+    """Leverage can take equity below 0 (a mark past the liquidation price before the exit runs).
+    Unclamped, the fold of buckets is not the scan: after a peak of 1,000, an hour going 100 ->
+    -800 has its own drawdown (100 + 800) / 100 = 900 %, the scan (1,000 + 800) / 1,000 = 180 %.
+    Both clamp equity at 0 now: 100 %, as trading.risk.drawdown_pct caps the bot's own."""
+    from trading.models import Position
+
+    owner = make_user()
+    fleet = [make_bot(owner=owner, initial_capital=Decimal("1000")) for _ in range(2)]
+    opened = {"symbol": "BTC/USDT", "side": "long", "quantity": "0.09", "price": "50000",
+              "leverage": 5, "executed_at": T0 - timedelta(minutes=1)}  # fmt: skip
+    positions = [
+        services.position_open(bot=bot, client_order_id=f"o{bot.pk}", **opened) for bot in fleet
+    ]
+
+    def snapshot(bot: Bot, price: str, at: datetime) -> None:
+        # The mark written directly: the engine would liquidate first (cash 100 + margin 900
+        # + (price - 50,000) x 0.09, below 0 under 38,888.89).
+        Position.objects.filter(pk=positions[fleet.index(bot)].pk).update(current_price=price)
+        services.equity_snapshot_record(bot=bot, taken_at=at)
+
+    snapshot(fleet[0], "50000", T0)  # 1,000
+    snapshot(fleet[0], "40000", T0 + timedelta(hours=1))  # 100
+    snapshot(fleet[0], "30000", T0 + timedelta(hours=1, minutes=20))  # -800
+    assert EquitySnapshot.objects.filter(bot=fleet[0]).order_by("taken_at").last().equity == -800
+    scope = dashboard.Scope(owner.pk, fleet[0].pk)
+    new, old = _drawdowns(scope, None)
+    assert Decimal(new) == Decimal(old) == 1
+    rng = random.Random(9)
+    at = T0 + timedelta(hours=2)
+    for _ in range(120):  # both bots wander across 0, their sum too
+        at += rng.choice(
+            [timedelta(minutes=rng.randrange(1, 50)), timedelta(hours=rng.randrange(1, 30))]
+        )
+        snapshot(rng.choice(fleet), str(rng.randrange(20000, 70000)), at)
+    assert EquitySnapshot.objects.filter(owner=owner, equity__lt=0).count() > 10
+    assert AccountEquitySnapshot.objects.filter(owner=owner, equity__lt=0).exists()
+    assert_owner_consistent(owner.pk)  # the kept rollups are the clamped reference's
+    equity_rollups_rebuild(owner_ids=[owner.pk])
+    assert_owner_consistent(owner.pk)  # and so are the rebuilt ones
+    capped = 0
+    for scope in [dashboard.Scope(owner.pk)] + [dashboard.Scope(owner.pk, b.pk) for b in fleet]:
+        for start in [None] + [
+            at - timedelta(seconds=rng.randrange(1, 12 * 86400)) for _ in range(15)
+        ]:
+            new, old = _drawdowns(scope, start)
+            assert _pct(new) == _pct(old), (scope, start)
+            assert old is None or 0 <= Decimal(old) <= 1
+            capped += old is not None and Decimal(old) == 1
+    assert capped > 5
+
+
 def _expected_curve(rows: list[tuple], t0: float, width: float, end: datetime) -> list[tuple]:
     groups: dict[int, list[tuple]] = {}
     for row in rows:
@@ -411,23 +464,38 @@ def test_the_curve_picks_the_coarsest_level_with_enough_points() -> None:
 # --- Daily PnL, bucketed for long periods -------------------------------------------------------
 
 
+def _daily(scope: dashboard.Scope, start: datetime | None) -> tuple[list[tuple], list[tuple]]:
+    """(rollups, scan): the rows of daily_pnl_sql and of the scan of every day row it replaces."""
+    new = dashboard._fetch(*dashboard.daily_pnl_sql(scope, start=start))
+    old = dashboard._fetch(*dashboard.daily_pnl_scan_sql(scope, start=start))
+    return new, old
+
+
+def _bulk_days(owner: Any, fleet: list[Bot], days: int) -> None:
+    from trading.models import BotDailyPnl
+
+    today = datetime.now(UTC).date()
+    BotDailyPnl.objects.bulk_create(
+        BotDailyPnl(owner=owner, bot=bot, day=today - timedelta(days=i), trade_count=1 + i % 3,
+                    realized_pnl=Decimal(i % 7 - 3) + Decimal("0.00000001") * i,
+                    fees=Decimal("0.01"))
+        for bot in fleet for i in range(days)
+    )  # fmt: skip
+    services.pnl_rollups_rebuild(bot_ids=[bot.pk for bot in fleet])
+
+
 @pytest.mark.parametrize(
     ("days", "unit", "rows"),
-    [(60, "day", 60), (400, "week", 58), (1000, "month", 34)],
+    [(60, "day", 60), (400, "week", 58), (1000, "month", 34), (5000, "year", 14)],
 )
-def test_daily_pnl_is_bucketed_per_week_then_month_for_long_histories(
+def test_daily_pnl_is_bucketed_per_week_month_then_year_for_long_histories(
     days: int, unit: str, rows: int, django_assert_num_queries: Any
 ) -> None:
     from trading.models import BotDailyPnl
 
     owner = make_user()
     fleet = [make_bot(owner=owner, status="inactive") for _ in range(2)]
-    today = datetime.now(UTC).date()
-    BotDailyPnl.objects.bulk_create(
-        BotDailyPnl(owner=owner, bot=bot, day=today - timedelta(days=i), trade_count=1 + i % 3,
-                    realized_pnl=Decimal(i % 7 - 3), fees=Decimal("0.01"))
-        for bot in fleet for i in range(days)
-    )  # fmt: skip
+    _bulk_days(owner, fleet, days)
     with django_assert_num_queries(3):
         body = dashboard.performance(dashboard.Scope(owner.pk), start=None)
     assert body["daily_pnl_unit"] == unit
@@ -439,13 +507,98 @@ def test_daily_pnl_is_bucketed_per_week_then_month_for_long_histories(
     assert [d["day"] for d in daily] == sorted(d["day"] for d in daily)
     if unit == "week":
         assert all(d["day"].isoweekday() == 1 for d in daily)
-    if unit == "month":
+    if unit in ("month", "year"):
         assert all(d["day"].day == 1 for d in daily)
+    if unit == "year":
+        assert all(d["day"].month == 1 for d in daily)
+    # The same rows as the scan of every day row, for the user and for each bot.
+    for scope in [dashboard.Scope(owner.pk)] + [dashboard.Scope(owner.pk, b.pk) for b in fleet]:
+        new, old = _daily(scope, None)
+        assert new == old and len(new) == rows
     # A bounded period is bucketed by its own length: 30 days stay days.
     recent = dashboard.performance(
         dashboard.Scope(owner.pk), start=datetime.now(UTC) - timedelta(days=30)
     )
     assert recent["daily_pnl_unit"] == "day" and len(recent["daily_pnl"]) == 31
+
+
+def test_daily_pnl_from_a_start_inside_a_bucket_equals_the_scan() -> None:
+    """A period from a start inside a week, month or year: its first bucket holds only the days
+    from the start (day rows), the rest come from the rollups; as the scan, at many starts."""
+    owner = make_user()
+    fleet = [make_bot(owner=owner, status="inactive") for _ in range(3)]
+    _bulk_days(owner, fleet, 4000)
+    now = datetime.now(UTC)
+    rng = random.Random(11)
+    starts = [now - timedelta(days=d) for d in (93, 100, 400, 731, 732, 800, 3653, 3654, 3999)]
+    starts += [now - timedelta(days=rng.randrange(93, 4100), hours=rng.randrange(24))
+               for _ in range(15)]  # fmt: skip
+    units = set()
+    for scope in [dashboard.Scope(owner.pk), dashboard.Scope(owner.pk, fleet[1].pk)]:
+        for start in starts:
+            new, old = _daily(scope, start)
+            assert new == old, (scope, start)
+            units.add(new[0][4])
+    assert units == {"week", "month", "year"}
+
+
+def test_fills_keep_the_pnl_rollups_equal_to_a_rebuild_from_the_trades() -> None:
+    """Fills through the services over 14 months: the rollups kept per fill are the rebuild's,
+    and daily_pnl_sql equals the scan of the day rows."""
+    from trading.models import BotPnlRollup
+
+    owner = make_user()
+    bot = make_bot(owner=owner, initial_capital=Decimal("100000"))
+    rng = random.Random(2)
+    t = datetime.now(UTC) - timedelta(days=430)
+    for i in range(40):
+        position = services.position_open(
+            bot=bot, symbol="BTC/USDT", side=rng.choice(["long", "short"]), quantity="0.01",
+            price=str(rng.randrange(40000, 60000)), fee="0.3", client_order_id=f"o{i}",
+            executed_at=t,
+        )  # fmt: skip
+        t += timedelta(days=rng.randrange(1, 12), hours=rng.randrange(24))
+        services.position_close(
+            position=position, price=str(rng.randrange(40000, 60000)), fee="0.3",
+            client_order_id=f"c{i}", executed_at=t,
+        )  # fmt: skip
+
+    def stored() -> list[tuple]:
+        return list(
+            BotPnlRollup.objects.filter(bot=bot).order_by("unit", "day")
+            .values_list("unit", "day", "trade_count", "realized_pnl", "fees")
+        )  # fmt: skip
+
+    kept = stored()
+    assert {row[0] for row in kept} == {"week", "month", "year"}
+    assert sum(row[2] for row in kept if row[0] == "year") == 80
+    services.stats_rebuild(bot_ids=[bot.pk])
+    assert stored() == kept
+    for scope in (dashboard.Scope(owner.pk), dashboard.Scope(owner.pk, bot.pk)):
+        new, old = _daily(scope, None)
+        assert new == old and new[0][4] == "week"
+    # The migration's backfill (frozen SQL) gives the same rows.
+    BotPnlRollup.objects.all().delete()
+    migration = importlib.import_module("trading.migrations.0006_pnl_rollups")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO trading_botpnlrollup "
+            f"(owner_id, bot_id, unit, day, trade_count, realized_pnl, fees) {migration.BACKFILL}"
+        )
+    assert stored() == kept
+
+
+@pytest.mark.parametrize("days", [1, 5000])
+def test_performance_reads_the_same_statements_at_one_day_and_years_of_history(
+    days: int, demo_api: Any, demo_user: Any, django_assert_num_queries: Any
+) -> None:
+    # 1 bots and stats, 2 daily PnL (day rows of the period or the unit's rollups), 3 drawdown.
+    _bulk_days(demo_user, [make_bot(owner=demo_user, status="inactive")], days)
+    for period in ("24h", "30d", "all"):
+        with django_assert_num_queries(3):
+            response = demo_api.get(f"/api/dashboard/performance?period={period}")
+        assert response.status_code == 200
+    assert response.json()["daily_pnl_unit"] == ("year" if days == 5000 else "day")
 
 
 def test_the_rebuild_command_repairs_broken_rollups() -> None:

@@ -12,25 +12,29 @@ line per phase. Phases:
 
 1. ``endpoints``: each dashboard endpoint in process through the whole middleware stack (token
    auth, full responses, the response cache off): p50/p95/p99, queries, bytes;
-2. ``conditional``: data unchanged, a repeat from the per-user response cache and a 304 to
+2. ``light_page``: what a light dashboard page costs, the five endpoints at ``period=24h`` one
+   after the other (as a browser without parallel requests would send them), full responses:
+   p50/p95/p99 of the sum, beside the inherited system's one combined call (issue 13: 19-33 ms on
+   this machine, quoted, not measured here);
+3. ``conditional``: data unchanged, a repeat from the per-user response cache and a 304 to
    ``If-None-Match``, against the full p50;
-3. ``indexes``: the dashboard and list endpoints with the hot indexes present, dropped (then
+4. ``indexes``: the dashboard and list endpoints with the hot indexes present, dropped (then
    ANALYZE) and present again (``monitoring/bench/compare.py``);
-4. ``eager_lazy``: the open positions through the product, the naive ModelSerializer with the bot
+5. ``eager_lazy``: the open positions through the product, the naive ModelSerializer with the bot
    loaded eagerly, and lazily (N+1) (``tests/performance/baseline.py``), interleaved;
-5. ``page_vs_list``: one page of trades against the whole history in the same rows, interleaved;
-6. ``market_cache``: OHLCV and an indicator set from a warm and a cold cache, interleaved;
-7. ``http``: gunicorn started here on 127.0.0.1 (``WEB_CONCURRENCY`` workers, default 2), N
+6. ``page_vs_list``: one page of trades against the whole history in the same rows, interleaved;
+7. ``market_cache``: OHLCV and an indicator set from a warm and a cold cache, interleaved;
+8. ``http``: gunicorn started here on 127.0.0.1 (``WEB_CONCURRENCY`` workers, default 2), N
    clients (default 8) for ``--seconds`` each on a trivial endpoint (``/healthz``, the stack's
    ceiling), the dashboard mix with full responses, and the same mix as a polling client sends
    it (``If-None-Match``), and the full mix on a second, identical server without the pool
    (``DB_POOL_DISABLED=1``: a new connection per request), all interleaved in ``--rounds``
    slices: req/s, p50/p95/p99, errors, each mix as a share of the ceiling, pooled / unpooled;
-8. ``page``: the dashboard page in headless Chromium (``bench_page``'s measurement): cold and warm
+9. ``page``: the dashboard page in headless Chromium (``bench_page``'s measurement): cold and warm
    loads, with the page's first data inside and without (``/?initial=0``);
-9. ``engine``: fleets of ``--engine-bots`` (10, 100, 1,000) through ``bench_engine``'s fleet and
+10. ``engine``: fleets of ``--engine-bots`` (10, 100, 1,000) through ``bench_engine``'s fleet and
    rounds: cycles/s, p95 cycle time, pool size and errors, peak server connections;
-10. ``scale``: the demo user alone with ``--scale`` trades (1k, 10k, 100k, 1M), p95 per endpoint
+11. ``scale``: the demo user alone with ``--scale`` trades (1k, 10k, 100k, 1M), p95 per endpoint
     at each level (``monitoring/bench/scale.py``).
 """
 
@@ -71,8 +75,12 @@ from trading.seed import PROFILES
 REPO = Path(__file__).resolve().parents[3]
 CEILING = "/healthz"
 MIX = [*DASHBOARD_PATHS, "/api/bots/", "/api/trades/?limit=50"]
+# The inherited system's one combined dashboard call, sequential, on this 2-core machine (issue
+# 13): the light page's yardstick, quoted (that system is not part of this repository).
+INHERITED_COMBINED_MS = (19, 33)
 PHASES = [
     ("endpoints", "dashboard endpoints in process"),
+    ("light_page", "a light page: five endpoints at period=24h"),
     ("conditional", "cached repeats and 304s"),
     ("indexes", "indexes present vs dropped"),
     ("eager_lazy", "eager vs lazy serializer"),
@@ -401,6 +409,33 @@ class Command(BaseCommand):
                 rows[url] = {**compare.stats(timings), "queries": len(queries),
                              "bytes": len(response.content)}  # fmt: skip
         return rows
+
+    def _light_page(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The five dashboard endpoints at ``period=24h`` in sequence: the sum per page load."""
+        client = self.client
+        urls = [f"{path}?period=24h" for path in DASHBOARD_PATHS]
+        totals: list[float] = []
+        parts: dict[str, list[float]] = {url: [] for url in urls}
+        with override_settings(DASHBOARD_CACHE_SECONDS=0):
+            for _ in range(options["warmup"]):
+                for url in urls:
+                    client.get(url)
+            for _ in range(options["iterations"]):
+                total = 0.0
+                for url in urls:
+                    started = time.perf_counter()
+                    response = client.get(url)
+                    spent = (time.perf_counter() - started) * 1000
+                    if response.status_code != 200:
+                        raise CommandError(f"{url}: HTTP {response.status_code}")
+                    parts[url].append(spent)
+                    total += spent
+                totals.append(total)
+        return {
+            "page": compare.stats(totals),
+            "parts": {url: compare.stats(values) for url, values in parts.items()},
+            "inherited_combined_ms": INHERITED_COMBINED_MS,
+        }
 
     def _conditional(self, options: dict[str, Any]) -> dict[str, Any]:
         client, rows = self.client, {}

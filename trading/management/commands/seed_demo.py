@@ -23,6 +23,7 @@ OVERRIDES = {
     "snapshots_per_bot": "equity snapshots per bot",
     "symbols": "symbols in the universe (max 20)",
     "days": "days of history",
+    "step_minutes": "minutes per step of the price grid (fills and snapshots land on it)",
 }
 
 
