@@ -167,7 +167,7 @@ def _database_from_url(url: str | None) -> dict:
             "DATABASE_URL names no database (postgres://user@host:5432/NAME)."
         )
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "zerobot.lib.postgresql",  # Django's, with a cheaper pool check
         "NAME": name,
         "USER": unquote(parts.username or ""),
         "PASSWORD": unquote(parts.password or ""),
