@@ -50,24 +50,21 @@ def test_a_healthy_idle_connection_is_checked_without_a_statement(
     assert statements == []
 
 
-def test_a_connection_the_server_ended_is_replaced_without_an_error() -> None:
-    pids = {_backend_pid() for _ in range(3)}
-    with _server_connection() as admin:
-        for pid in pids:  # every connection the pool has lent (all idle in it now)
-            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-        # what a restart does: the server sends FATAL and closes each socket
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        # pg_terminate_backend only signals: wait until the backends are gone (a restart's
-        # pg_ctl waits the same way), so their FATAL message and EOF are on the sockets.
+def test_a_connection_the_server_ended_fails_the_check() -> None:
+    """What a restart does to an idle pooled connection: the server sends FATAL and closes the
+    socket. (The pool then discards it and lends another: ``make faults``, fast restart.)"""
+    with _server_connection() as idle, _server_connection() as admin:
+        pid = idle.info.backend_pid
+        base.check_idle_connection(idle)  # healthy: passes
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        # pg_terminate_backend only signals: wait until the backend is gone (pg_ctl restart
+        # waits the same way), so its FATAL message and EOF are on the socket.
         for _ in range(500):
-            alive = admin.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [list(pids)]
+            gone = not admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid]
             ).fetchone()[0]
-            if not alive:
+            if gone:
                 break
             time.sleep(0.01)
-    pid = _backend_pid()  # no OperationalError: the check found the ended ones
-    assert pid not in pids
+        with pytest.raises(psycopg.OperationalError):
+            base.check_idle_connection(idle)
