@@ -1,0 +1,67 @@
+"""The benchmark's HTTP clients: one GET, its status and headers (names lower-case), the body
+read in full and checked against Content-Length.
+
+``raw`` (the default) writes a prebuilt HTTP/1.1 request on a plain socket and reads until the
+server closes (gunicorn's sync workers close after each response; ``Connection: close`` asks
+any server to): a fraction of the client CPU of ``urllib`` (http.client parses the headers
+through the email package), which matters because the client's threads share the machine's
+cores with the server they measure. ``urllib`` is the standard library's, kept to compare.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+Get = Callable[[str, dict[str, str]], tuple[int, dict[str, str]]]
+TIMEOUT = 30.0
+
+
+@functools.cache
+def _split(url: str) -> tuple[str, int, bytes]:
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.hostname or "127.0.0.1", parts.port or 80, target.encode("ascii")
+
+
+def raw_get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+    host, port, target = _split(url)
+    lines = [b"GET " + target + b" HTTP/1.1", f"Host: {host}:{port}".encode(), b"Connection: close"]
+    lines += [f"{name}: {value}".encode("latin-1") for name, value in headers.items()]
+    request = b"\r\n".join(lines) + b"\r\n\r\n"
+    with socket.create_connection((host, port), timeout=TIMEOUT) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    head, separator, body = data.partition(b"\r\n\r\n")
+    if not separator or not head.startswith(b"HTTP/1."):
+        raise OSError(f"not an HTTP response: {data[:60]!r}")
+    status_line, *header_lines = head.split(b"\r\n")
+    got = {}
+    for line in header_lines:
+        name, _, value = line.partition(b":")
+        got[name.decode("latin-1").lower()] = value.strip().decode("latin-1")
+    length = got.get("content-length")
+    if length is not None and len(body) != int(length):
+        raise OSError(f"body of {len(body)} bytes, Content-Length {length}")
+    return int(status_line[9:12]), got
+
+
+def urllib_get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback, built here
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
+            response.read()
+            return response.status, {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as exc:
+        exc.read()
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}
+
+
+CLIENTS: dict[str, Get] = {"raw": raw_get, "urllib": urllib_get}
