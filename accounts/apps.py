@@ -9,4 +9,9 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from accounts import schema  # noqa: F401 - registers the OpenAPI auth extension
+        from accounts import (
+            schema,  # noqa: F401 - registers the OpenAPI auth extension
+            tokencache,
+        )
+
+        tokencache.connect_signals()

@@ -1,4 +1,5 @@
-"""``Authorization: Token <key>`` against hashed, expiring tokens: one query per request."""
+"""``Authorization: Token <key>`` against hashed, expiring tokens: one Redis GET per request
+(the token cache), or one query when it misses or Redis is unavailable."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
+from accounts import services, tokencache
 from accounts.models import ApiToken
 from accounts.services import digest_of, token_ttl
 
@@ -31,21 +33,47 @@ def _lookup_sql() -> tuple[str, int]:
     return sql, len(ApiToken._meta.concrete_fields)
 
 
+@functools.cache
+def _fields() -> tuple[list[str], Any, list[str], list[int]]:
+    """Token attnames, the user model, its attnames, and the positions of the user's columns
+    kept in the token cache (all but the password hash: it never goes to Redis)."""
+    token_fields = [f.attname for f in ApiToken._meta.concrete_fields]
+    user_model = ApiToken._meta.get_field("user").related_model
+    user_fields = [f.attname for f in user_model._meta.concrete_fields]
+    cached = [i for i, name in enumerate(user_fields) if name != "password"]
+    return token_fields, user_model, user_fields, cached
+
+
+def _build(token_row: tuple, user_row: tuple, user_fields: list[str]) -> ApiToken:
+    token_fields, user_model, _, _ = _fields()
+    db = ApiToken.objects.db
+    token = ApiToken.from_db(db, token_fields, token_row)
+    # A cached user has no password field: it is deferred (loaded if something asks for it).
+    token.user = user_model.from_db(db, user_fields, user_row)
+    return token
+
+
 def token_with_user(digest: str) -> ApiToken | None:
-    """``ApiToken.objects.select_related("user").filter(digest=digest).first()`` in one
-    precompiled statement (``digest`` is unique: at most one row)."""
+    """``ApiToken.objects.select_related("user").filter(digest=digest).first()``: from the token
+    cache (``accounts/tokencache.py``, one Redis GET), else in one precompiled statement
+    (``digest`` is unique: at most one row), then cached."""
+    _, _, user_fields, cached_columns = _fields()
+    cached = tokencache.get(digest)
+    if cached is not None:
+        token_row, user_row = cached
+        return _build(token_row, user_row, [user_fields[i] for i in cached_columns])
+    generation = tokencache.generation()  # before the database: a revocation after it wins
     sql, split = _lookup_sql()
     with connections[ApiToken.objects.db].cursor() as cursor:
         cursor.execute(sql, [digest])
         row = cursor.fetchone()
     if row is None:
         return None
-    db = ApiToken.objects.db
-    token_fields = [f.attname for f in ApiToken._meta.concrete_fields]
-    user_model = ApiToken._meta.get_field("user").related_model
-    user_fields = [f.attname for f in user_model._meta.concrete_fields]
-    token = ApiToken.from_db(db, token_fields, row[:split])
-    token.user = user_model.from_db(db, user_fields, row[split : split + len(user_fields)])
+    token_row, user_row = tuple(row[:split]), row[split : split + len(user_fields)]
+    token = _build(token_row, user_row, user_fields)
+    if generation is not None:
+        kept = tuple(user_row[i] for i in cached_columns)
+        tokencache.fill(digest, token.user_id, generation, token_row, kept)
     return token
 
 
@@ -69,7 +97,7 @@ class TokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.")
         now = timezone.now()
         if token.expires_at <= now:
-            token.delete()
+            services.token_revoke(token=token)
             raise exceptions.AuthenticationFailed("Token expired: log in again.")
         if settings.API_TOKEN_SLIDING:
             ttl = token_ttl()
@@ -77,6 +105,7 @@ class TokenAuthentication(BaseAuthentication):
             if token.expires_at < now + ttl - interval:
                 token.expires_at = now + ttl
                 ApiToken.objects.filter(pk=token.pk).update(expires_at=token.expires_at)
+                tokencache.forget_token(token.digest)  # the next lookup reads the new expiry
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from accounts import tokencache
 from accounts.models import ApiToken
 
 # Register refuses a taken username and a taken e-mail with the same words, in the same time,
@@ -52,6 +53,7 @@ def token_create(*, user: Any) -> Issued:
         surplus = list(tokens.order_by("-created_at", "-id").values_list("id", flat=True)[keep:])
         if surplus:
             ApiToken.objects.filter(id__in=surplus).delete()
+            tokencache.forget_user(user.pk)  # revoked: no process may still accept them
         token = ApiToken.objects.create(
             user=user, digest=digest_of(key), expires_at=now + token_ttl()
         )
@@ -59,11 +61,14 @@ def token_create(*, user: Any) -> Issued:
 
 
 def token_revoke(*, token: ApiToken) -> None:
+    """Delete the token; every process refuses it from now on (its cached copy is dropped)."""
     ApiToken.objects.filter(pk=token.pk).delete()
+    tokencache.forget_user(token.user_id)
 
 
 def tokens_revoke_all(*, user_id: int) -> int:
     deleted, _ = ApiToken.objects.for_user(user_id).delete()
+    tokencache.forget_user(user_id)
     return deleted
 
 

@@ -167,7 +167,7 @@ def _database_from_url(url: str | None) -> dict:
             "DATABASE_URL names no database (postgres://user@host:5432/NAME)."
         )
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": "zerobot.lib.postgresql",  # Django's, with a cheaper pool check
         "NAME": name,
         "USER": unquote(parts.username or ""),
         "PASSWORD": unquote(parts.password or ""),
@@ -292,6 +292,9 @@ AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
 API_TOKEN_TTL_HOURS = env_float("API_TOKEN_TTL_HOURS", 24 * 7, minimum=0.01, maximum=24 * 366)
 API_TOKEN_SLIDING = env_bool("API_TOKEN_SLIDING", True)
 API_TOKENS_PER_USER = env_int("API_TOKENS_PER_USER", 20, minimum=1, maximum=1000)
+# Seconds a token lookup stays in the shared Redis (accounts/tokencache.py; 0: no cache). Only a
+# backstop: revocation, logout and any change of the user drop the cached copies at once.
+API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 30, minimum=0, maximum=3600)
 SPECTACULAR_SETTINGS = {
     "TITLE": "zerobot API",
     "DESCRIPTION": "Paper-trading bots: bots, positions, trades, equity, dashboard, market data.",

@@ -27,6 +27,10 @@ os.environ.setdefault("WHITENOISE_USE_FINDERS", "1")
 # Most tests write and read in one test transaction, which never commits: the data version would
 # not move. The cache's own tests (trading/tests/test_conditional.py) turn it on, with commits.
 os.environ.setdefault("DASHBOARD_CACHE_SECONDS", "0")
+# Likewise the token cache: tests that end tokens with a bare .update() (no service, no
+# forget) and the query counts, which count the token lookup (the cache's miss). Its own
+# tests (accounts/tests/test_tokencache.py) turn it on.
+os.environ.setdefault("API_TOKEN_CACHE_SECONDS", "0")
 
 from zerobot.settings import *  # noqa: F403
 

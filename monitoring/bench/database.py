@@ -24,7 +24,7 @@ MARK = "zerobot benchmark database: created and dropped by manage.py bench"
 
 def _server_params() -> dict[str, Any]:
     db = settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.postgresql":
+    if db["ENGINE"] not in ("zerobot.lib.postgresql", "django.db.backends.postgresql"):
         raise CommandError("manage.py bench needs PostgreSQL: set DATABASE_URL=postgres://...")
     params = {"dbname": "postgres", "autocommit": True, "connect_timeout": 10}
     for key, name in (("host", "HOST"), ("port", "PORT"), ("user", "USER"),

@@ -208,7 +208,8 @@ def _http(r: dict[str, Any]) -> list[str]:
     if (gone := _missing(r, "http", title)) is not None:
         return gone
     h = r["http"]
-    lines = [f"{title} ({h['server']}, {h['ceiling']['clients']} clients, "
+    client = f", client {h['client']}" if "client" in h else ""
+    lines = [f"{title} ({h['server']}{client}, {h['ceiling']['clients']} clients, "
              f"{h['ceiling']['seconds']:.0f} s each)", "",
              "| load | req/s | p50 ms | p95 ms | p99 ms | errors | statuses | share of ceiling |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip

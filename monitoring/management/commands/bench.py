@@ -49,8 +49,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import warnings
 from argparse import SUPPRESS
 from collections import Counter
@@ -65,7 +63,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from accounts.benchclient import token_client
-from monitoring.bench import charts, compare, database, report, scale
+from monitoring.bench import charts, compare, database, httpclient, report, scale
 from monitoring.bench import engine as bench_engine_section
 from trading.dashboard import DASHBOARD_PATHS
 from trading.management.commands.bench_api import quiet_request_logs
@@ -93,7 +91,7 @@ PHASES = [
 ]
 # Options the process you start hands to the measuring one (everything but the database's).
 FORWARDED = ("out", "profile", "user", "password", "iterations", "warmup", "compare_iterations",
-             "clients", "seconds", "rounds", "loads", "scale", "scale_iterations", "engine_bots",
+             "clients", "http_client", "seconds", "rounds", "loads", "scale", "scale_iterations", "engine_bots",
              "engine_concurrency", "engine_symbols", "max_minutes")  # fmt: skip
 
 
@@ -116,15 +114,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _http_get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
-    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback, built here
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            response.read()
-            return response.status, dict(response.headers)
-    except urllib.error.HTTPError as exc:
-        exc.read()
-        return exc.code, dict(exc.headers)
+_http_get = httpclient.raw_get  # start-up probes and warm-up
 
 
 class Load:
@@ -135,10 +125,10 @@ class Load:
 
     def __init__(
         self, base: str, paths: list[str], headers: dict[str, str], clients: int,
-        conditional: bool = False,
+        conditional: bool = False, get: httpclient.Get = httpclient.raw_get,
     ) -> None:  # fmt: skip
         self.base, self.paths, self.headers, self.clients = base, paths, headers, clients
-        self.conditional = conditional
+        self.conditional, self.get = conditional, get
         self.tags: list[dict[str, str]] = [{} for _ in range(clients)]
         self.statuses: Counter = Counter()
         self.latencies: list[float] = []
@@ -146,7 +136,7 @@ class Load:
 
     def run(self, seconds: float) -> None:
         slice_ = _load(self.base, self.paths, self.headers, self.clients, seconds,
-                       self.tags if self.conditional else None)  # fmt: skip
+                       self.tags if self.conditional else None, self.get)  # fmt: skip
         self.statuses.update(slice_["statuses"])
         self.latencies += slice_["latencies"]
         self.seconds += seconds
@@ -166,7 +156,7 @@ class Load:
 
 def _load(
     base: str, paths: list[str], headers: dict[str, str], clients: int, seconds: float,
-    tags: list[dict[str, str]] | None = None,
+    tags: list[dict[str, str]] | None = None, get: httpclient.Get = httpclient.raw_get,
 ) -> dict[str, Any]:  # fmt: skip
     """``clients`` threads request ``paths`` in turn for ``seconds``; with ``tags`` (one dict per
     client) each sends back the ETag it last got for a path."""
@@ -186,12 +176,12 @@ def _load(
                 sent["If-None-Match"] = mine[path]
             started = time.perf_counter()
             try:
-                status, got = _http_get(base + path, sent)
+                status, got = get(base + path, sent)
             except OSError:
                 status, got = 0, {}
             elapsed = (time.perf_counter() - started) * 1000
-            if conditional and got.get("ETag"):
-                mine[path] = got["ETag"]
+            if conditional and got.get("etag"):
+                mine[path] = got["etag"]
             with lock:
                 statuses[status] += 1
                 latencies.append(elapsed)
@@ -231,6 +221,10 @@ class Command(BaseCommand):
             help="requests per side of each side-by-side comparison",
         )  # fmt: skip
         parser.add_argument("--clients", type=int, default=8)
+        parser.add_argument(
+            "--http-client", choices=sorted(httpclient.CLIENTS), default="raw",
+            help="the load's HTTP client: raw (a prebuilt request on a socket, cheap) or urllib",
+        )  # fmt: skip
         parser.add_argument("--seconds", type=float, default=10.0, help="per HTTP load kind")
         parser.add_argument(
             "--rounds", type=int, default=5,
@@ -507,14 +501,15 @@ class Command(BaseCommand):
             self.stdout.write(f"    two gunicorn servers up in {time.monotonic() - began:.0f} s")
             headers = {"Authorization": f"Token {token_create(user=user).key}"}
             clients, seconds = options["clients"], options["seconds"]
+            get = httpclient.CLIENTS[options["http_client"]]
             for path in MIX:  # warm the workers (connections, caches)
                 _http_get(base + path, headers)
                 _http_get(unpooled + path, headers)
             loads = {
-                "ceiling": Load(base, [CEILING], {}, clients),
-                "mix_full": Load(base, MIX, headers, clients),
-                "mix_conditional": Load(base, MIX, headers, clients, conditional=True),
-                "mix_unpooled": Load(unpooled, MIX, headers, clients),
+                "ceiling": Load(base, [CEILING], {}, clients, get=get),
+                "mix_full": Load(base, MIX, headers, clients, get=get),
+                "mix_conditional": Load(base, MIX, headers, clients, conditional=True, get=get),
+                "mix_unpooled": Load(unpooled, MIX, headers, clients, get=get),
             }
             rounds = max(1, options["rounds"])
             for _ in range(rounds):  # interleaved slices: the same noise on each kind
@@ -531,6 +526,7 @@ class Command(BaseCommand):
         ceiling = measured["ceiling"]["rps"]
         return {
             "server": f"gunicorn, {self.workers} sync worker(s), 127.0.0.1",
+            "client": f"{options['http_client']} ({clients} threads)",
             **measured,
             "full_share_of_ceiling": round(measured["mix_full"]["rps"] / ceiling, 3),
             "conditional_share_of_ceiling": round(measured["mix_conditional"]["rps"] / ceiling, 3),
