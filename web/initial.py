@@ -59,7 +59,12 @@ CANDLE_TIMEFRAME, CANDLE_TIMEFRAME_SECONDS, CANDLE_INDICATOR, CANDLE_LIMIT = (
 # panel's data (a cold read from a real venue would hold the whole page behind the exchange).
 LOCAL_PROVIDERS = frozenset({"synthetic"})
 
-_ESCAPES = {ord(">"): "\\u003E", ord("<"): "\\u003C", ord("&"): "\\u0026"}
+
+def _escaped(body: bytes) -> bytes:
+    """``body`` safe inside ``<script>``, as ``json_script`` escapes it. On bytes: three
+    ``replace`` calls take 0.04 ms for 70 kB of JSON where ``str.translate`` with a mapping took
+    7.4 ms (2026-12-03, load 3.5), which had been half the page's server time on a cache hit."""
+    return body.replace(b"&", b"\\u0026").replace(b"<", b"\\u003C").replace(b">", b"\\u003E")
 
 
 def request_key(path: str, params: dict[str, str]) -> str:
@@ -106,7 +111,9 @@ def initial_data(request: HttpRequest) -> SafeString:
     path, params = BOTS_REQUEST
     bots_body = _get(request, path, params)
     parts = (
-        [] if bots_body is None else [orjson.dumps(request_key(path, params)) + b":" + bots_body]
+        []
+        if bots_body is None
+        else [_escaped(orjson.dumps(request_key(path, params)) + b":" + bots_body)]
     )
     key = None if version is None else _cache_key(request, version, _first_symbol(bots_body))
     rest = None if key is None else cache.get(key)
@@ -120,19 +127,20 @@ def initial_data(request: HttpRequest) -> SafeString:
         b",".join([*parts, *requests]),
         candles,
     )
-    return mark_safe(island.decode().translate(_ESCAPES))  # noqa: S308 - escaped like json_script
+    return mark_safe(island.decode())  # noqa: S308 - every piece is _escaped (like json_script)
 
 
 def _rest(request: HttpRequest, bots_body: bytes | None) -> tuple[list[bytes], bytes]:
-    """Every entry but the bot list (``"key":body`` pieces), and the candle panel's data."""
+    """Every entry but the bot list (``"key":body`` pieces), and the candle panel's data, each
+    already escaped (what the cache keeps: a hit escapes nothing but the bot list)."""
     parts: list[bytes] = []
     for path, params in PANEL_REQUESTS:
         if (path, params) == BOTS_REQUEST:
             continue
         body = _get(request, path, params)
         if body is not None:
-            parts.append(orjson.dumps(request_key(path, params)) + b":" + body)
-    return parts, _candles(request, bots_body)
+            parts.append(_escaped(orjson.dumps(request_key(path, params)) + b":" + body))
+    return parts, _escaped(_candles(request, bots_body))
 
 
 def _cache_key(request: HttpRequest, version: int, symbol: str | None) -> str:
@@ -143,7 +151,8 @@ def _cache_key(request: HttpRequest, version: int, symbol: str | None) -> str:
         f"{request.user.pk}:{version}:{int(now // settings.DASHBOARD_CACHE_SECONDS)}:"
         f"{symbol}:{int(now // CANDLE_TIMEFRAME_SECONDS)}:{settings.MARKET_DATA_PROVIDER}"
     )
-    return "dash:island:" + hashlib.blake2b(ident.encode(), digest_size=12).hexdigest()
+    # v2: the values are escaped pieces (a value of the version before is never read as one).
+    return "dash:island:v2:" + hashlib.blake2b(ident.encode(), digest_size=12).hexdigest()
 
 
 def _first_symbol(bots_body: bytes | None) -> str | None:

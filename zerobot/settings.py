@@ -501,6 +501,13 @@ MIDDLEWARE.insert(
 )
 WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", DEBUG)
 WHITENOISE_AUTOREFRESH = DEBUG
+if not WHITENOISE_USE_FINDERS:
+    # From STATIC_ROOT: names with their content's hash, served as immutable for ever
+    # (zerobot/lib/staticstorage.py). The finders serve the apps' folders under the plain names.
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "zerobot.lib.staticstorage.HashedStaticFilesStorage"},
+    }
 if WHITENOISE_USE_FINDERS:
     import warnings
 

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -309,5 +310,127 @@ def test_a_fill_of_run_bots_appears_without_a_reload(
             if runner is not None and runner.poll() is None:
                 runner.kill()
                 runner.communicate(timeout=10)
+            connection.close()
+            browser.close()
+
+
+def _chart_ranges(page: Any, chart: str, data: Any) -> dict[str, list[float]]:
+    """The x and y scale ranges of a chart of charts.js (``chart``: its maker) after
+    ``render(data)``, made on a page of the server's origin (the module and uPlot from its static
+    files, under its CSP)."""
+    return page.evaluate(
+        """async ([kind, data]) => {
+          const charts = await import('/static/web/js/charts.js');
+          const el = document.createElement('div');
+          el.style.width = '600px';
+          document.body.append(el);
+          const chart = charts[kind](el);
+          chart.render(data);
+          await new Promise((done) => requestAnimationFrame(() => setTimeout(done)));
+          const { x, y } = chart.plot.scales;
+          return { x: [x.min, x.max], y: [y.min, y.max] };
+        }""",
+        [chart, data],
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_one_equity_point_gets_a_range_around_it(asgi_server: str) -> None:
+    """uPlot widens a zero-width range by the value's magnitude: one point of 10,000 had a y axis
+    from 0 to 20,000 and an x axis of 1,000 days (a flat line in an empty frame)."""
+    from playwright.sync_api import sync_playwright
+
+    at = datetime(2026, 12, 3, 9, tzinfo=UTC).timestamp()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = _new_page(browser.new_context())
+            page.goto(f"{asgi_server}/login/")
+            page.add_script_tag(url="/static/web/vendor/uplot/uPlot.iife.min.js")
+            one = _chart_ranges(
+                page, "equityChart", [{"t": "2026-12-03T09:00:00Z", "equity": "10000.00"}]
+            )
+            assert one == {"x": [at - 3600, at + 3600], "y": [9900, 10100]}
+            # The same value at every point: the same ±1 % around it.
+            flat = _chart_ranges(
+                page, "equityChart",
+                [{"t": "2026-12-03T09:00:00Z", "equity": "250.5"},
+                 {"t": "2026-12-03T10:00:00Z", "equity": "250.5"}],
+            )  # fmt: skip
+            assert flat["x"] == [at, at + 3600]
+            assert flat["y"] == pytest.approx([250.5 - 2.505, 250.5 + 2.505])
+            # Two values: uPlot's own range, around both and not far beyond.
+            two = _chart_ranges(
+                page, "equityChart",
+                [{"t": "2026-12-03T09:00:00Z", "equity": "10000"},
+                 {"t": "2026-12-03T10:00:00Z", "equity": "10100"}],
+            )  # fmt: skip
+            assert two["x"] == [at, at + 3600]
+            assert 9800 <= two["y"][0] < 10000 and 10100 < two["y"][1] <= 10300
+            # One candle: an hour either side of it too.
+            candle = _chart_ranges(
+                page, "candleChart",
+                {"candles": [["2026-12-03T09:00:00Z", "10", "12", "9", "11", "1"]],
+                 "indicator": {"time": [], "values": []}, "indicatorLabel": "SMA 20",
+                 "fills": [], "timeframeSeconds": 3600},
+            )  # fmt: skip
+            assert candle["x"] == [at - 3600, at + 3600]
+            assert page.errors == []
+        finally:
+            browser.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_pushed_fill_updates_the_trade_count_and_the_candle_fills(
+    asgi_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fill event adds its row and also "Recent trades (N)" and the candle chart's fill count
+    (both stayed as loaded: a fill of now lies in the forming candle, which the closed-candle
+    API never returns, so even the chart's refetch placed and counted nothing)."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import expect, sync_playwright
+
+    user = make_user()
+    bot = make_bot(owner=user, strategy="manual", symbols=["BTC/USDT"], timeframe="1m")
+    market = market_prices.last_prices(["BTC/USDT"])["BTC/USDT"]
+    services.position_open(
+        bot=bot, symbol="BTC/USDT", side="long", quantity="0.01", price=market,
+        client_order_id="count-1",
+    )  # fmt: skip
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(TIMEOUT)
+            page = _new_page(context)
+            page.goto(f"{asgi_server}/login/")
+            page.fill("#id_username", user.username)
+            page.fill("#id_password", "pw-for-tests-123")
+            page.click("button[type=submit]")
+            _ready(page)
+            expect(page.locator("#trades-count")).to_have_text("(1)")
+            expect(page.locator("#candle-summary")).to_contain_text(" 1 fill(s) ")
+            page.evaluate("window.__sameDocument = true")
+
+            position = services.position_open(
+                bot=bot, symbol="BTC/USDT", side="long", quantity="0.02", price=market,
+                client_order_id="count-2",
+            )  # fmt: skip
+            fill = position.trades.get()
+            expect(page.locator(f"#trades tbody tr[data-trade='{fill.pk}']")).to_have_count(1)
+            expect(page.locator("#trades-count")).to_have_text("(2)")
+            expect(page.locator("#candle-summary")).to_contain_text(" 2 fill(s) ")
+            # The refetches the fill asks for (positions, stats, candles) agree.
+            page.wait_for_timeout(1500)
+            page.wait_for_load_state("networkidle")
+            expect(page.locator("#candle-summary")).to_contain_text(" 2 fill(s) ")
+            expect(page.locator("#trades-count")).to_have_text("(2)")
+            assert page.evaluate("window.__sameDocument") is True
+            assert page.errors == []
+            context.unroute_all(behavior="ignoreErrors")
+            page.close()
+        finally:
             connection.close()
             browser.close()

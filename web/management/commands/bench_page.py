@@ -7,7 +7,9 @@ DATABASE_URL/REDIS_URL, then measures:
    Performance API mark) in headless Chromium; *cold* = a new browser profile each time (empty
    cache), *warm* = a reload in the same profile. Each load is made both ways, alternated: the
    page as served (its first data inside, web/initial.py) and ``/?initial=0`` (every panel
-   fetched by the browser, as before), with the ratio.
+   fetched by the browser, as before), with the ratio; and ``blank``, the browser's own floor:
+   a page of one paragraph and one inline script that sets the same mark, from a plain HTTP
+   server in this process (no Django), loaded the same way in turn with the others.
 2. **Event latency**: from the commit of an event (``trading/events.py`` stamps it) to its
    arrival in the page's JavaScript, p50/p95.
 3. **Sockets**: N websocket clients of one user connected to the one server process; the
@@ -57,6 +59,44 @@ CHROMIUM_ARGS = [
 REPO = Path(__file__).resolve().parents[3]
 FLEET_PREFIX = "bench-page-"
 WAVE = 50  # sockets opened at once (each handshake reads the session and joins a group)
+
+
+BLANK_PAGE = (
+    b"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>blank</title>"
+    b"<link rel='icon' href='data:,'></head>"
+    b"<body><p>blank</p><script>performance.mark('zb:panels-ready');"
+    b"document.body.dataset.ready = '1';</script></body></html>"
+)
+
+
+@contextlib.contextmanager
+def _blank_server() -> Any:
+    """http://127.0.0.1:PORT/ answering BLANK_PAGE (the floor of a load: navigation, commit and
+    parse of a page with nothing in it), in a thread of this process."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Blank(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(BLANK_PAGE)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(BLANK_PAGE)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Blank)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _free_port() -> int:
@@ -210,6 +250,8 @@ class Command(BaseCommand):
         variants = {"island": f"{base}/", "fetch": f"{base}/?initial=0"}
         if options.get("baseline_url"):
             variants["baseline"] = f"{options['baseline_url']}/"
+        floor = contextlib.ExitStack()  # closed with the browser below
+        variants["blank"] = floor.enter_context(_blank_server())
         cold: dict[str, list[float]] = {name: [] for name in variants}
         warm: dict[str, list[float]] = {name: [] for name in variants}
         breakdowns: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
@@ -271,6 +313,7 @@ class Command(BaseCommand):
                 context.close()
             finally:
                 browser.close()
+                floor.close()
         self.stdout.write("\n1. Load, navigation start -> every panel rendered (Performance API):")
         for name in variants:
             self.stdout.write(f"   {name:<8} cold (empty cache): {_summary(cold[name])}")
@@ -280,6 +323,11 @@ class Command(BaseCommand):
                 if values["island"] and values.get(other):
                     ratio = statistics.median(values[other]) / statistics.median(values["island"])
                     self.stdout.write(f"   {label}: {other} p50 / island p50 = {ratio:.2f}x")
+            if values["island"] and values["blank"]:
+                own = statistics.median(values["island"]) - statistics.median(values["blank"])
+                self.stdout.write(
+                    f"   {label}: island p50 - blank p50 = {own:.1f} ms (the page's own)"
+                )
         self.stdout.write(
             "   where a warm load goes (medians; ms from navigation start unless named):"
         )

@@ -35,11 +35,35 @@ function sized(el, getPlot, height) {
   return size;
 }
 
+// Scale ranges that stay sensible for one point (or one value): uPlot widens a zero-width range
+// by the value's magnitude (one 10,000 equity point: a y axis from 0 to 20,000; one time: 1,000
+// days), so the chart would show a flat line lost in an empty frame.
+const HOUR = 3600;
+
+// x: uPlot itself turns one time into a range of 86,400,000 s before asking (so look at the data).
+export function xRange(u, min, max) {
+  const times = u.data[0];
+  if (times.length && times[0] === times[times.length - 1]) return [times[0] - HOUR, times[0] + HOUR];
+  return [min, max];
+}
+
+export function yRange(u, min, max) {
+  if (min === null || min === undefined) return [min, max];
+  if (min === max) {
+    const half = Math.max(Math.abs(min) * 0.01, 1); // ±1 % of the value (±1 around zero)
+    return [min - half, max + half];
+  }
+  return window.uPlot.rangeNum(min, max, 0.1, true); // uPlot's own default for a y scale
+}
+
 export function equityChart(el) {
   const height = 240;
   let plot = null;
   const size = sized(el, () => plot, height);
   return {
+    get plot() {
+      return plot;
+    },
     render(points) {
       const data = [points.map((p) => seconds(p.t)), points.map((p) => Number(p.equity))];
       if (plot) {
@@ -50,6 +74,7 @@ export function equityChart(el) {
         {
           width: size.width,
           height,
+          scales: { x: { time: true, range: xRange }, y: { range: yRange } },
           series: [
             {},
             { label: "Equity", stroke: "#1f6feb", width: 1.5, fill: "rgba(31,111,235,0.08)",
@@ -83,6 +108,7 @@ function candlesPlugin(source) {
           ctx.clip();
           ctx.lineWidth = Math.max(1, devicePixelRatio);
           for (let i = first; i <= last; i++) {
+            if (open[i] === null) continue; // the forming candle's slot: fills only
             const x = Math.round(u.valToPos(times[i], "x", true));
             const yOpen = u.valToPos(open[i], "y", true);
             const yClose = u.valToPos(close[i], "y", true);
@@ -102,14 +128,19 @@ function candlesPlugin(source) {
   };
 }
 
-// candles: [[iso, open, high, low, close, volume], ...]; indicator: {time: [...], values: [...]};
-// fills: trade rows. Fills are placed on the candle that contains them.
+// candles: [[iso, open, high, low, close, volume], ...] (closed ones); indicator: {time: [...],
+// values: [...]}; fills: trade rows. Fills are placed on the candle that contains them; fills after
+// the last closed candle (a bot trading now: the forming candle) get a slot of their own, with no
+// candle drawn, so a live fill shows and is counted at once.
 export function candleChart(el) {
   const height = 320;
   let plot = null;
   let ohlc = { open: [], high: [], low: [], close: [] };
   const size = sized(el, () => plot, height);
   return {
+    get plot() {
+      return plot;
+    },
     render({ candles, indicator, indicatorLabel, fills, timeframeSeconds }) {
       const times = candles.map((c) => seconds(c[0]));
       ohlc = {
@@ -118,6 +149,13 @@ export function candleChart(el) {
         low: candles.map((c) => Number(c[3])),
         close: candles.map((c) => Number(c[4])),
       };
+      const bucket = (fill) => Math.floor(seconds(fill.executed_at) / timeframeSeconds) * timeframeSeconds;
+      const lastClosed = times.length ? times[times.length - 1] : -Infinity;
+      const later = [...new Set(fills.map(bucket).filter((t) => t > lastClosed))].sort((a, b) => a - b);
+      for (const t of later) {
+        times.push(t);
+        for (const series of Object.values(ohlc)) series.push(null);
+      }
       const index = new Map(times.map((t, i) => [t, i]));
       const line = times.map(() => null);
       (indicator.time || []).forEach((iso, k) => {
@@ -128,8 +166,7 @@ export function candleChart(el) {
       const sells = times.map(() => null);
       let placed = 0;
       for (const fill of fills) {
-        const t = seconds(fill.executed_at);
-        const i = index.get(Math.floor(t / timeframeSeconds) * timeframeSeconds);
+        const i = index.get(bucket(fill));
         if (i === undefined) continue;
         (fill.side === "buy" ? buys : sells)[i] = Number(fill.price);
         placed += 1;
@@ -145,7 +182,7 @@ export function candleChart(el) {
         {
           width: size.width,
           height,
-          scales: { y: { range: () => [lo - pad, hi + pad] } },
+          scales: { x: { time: true, range: xRange }, y: { range: () => [lo - pad, hi + pad] } },
           series: [
             {},
             { label: "Close", stroke: "transparent", points: { show: false } },

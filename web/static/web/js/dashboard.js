@@ -21,6 +21,9 @@ const state = {
   lastTrade: null,
   tradesNext: undefined, // undefined: after the first page; null: no more
   tradesLoading: false,
+  tradesTotal: null, // "Recent trades (N)": from the API, then +1 for each new fill pushed
+  tradesTotalIsLowerBound: false,
+  candleView: null, // what the candle chart shows (its bodies), so a pushed fill joins it at once
   lastSeq: api.initialSeq, // the page's data is as of this event (a later greeting: refetch)
   live: false,
   lastUpdate: null,
@@ -149,6 +152,12 @@ const loadPositions = guard("positions", async () => {
   $("#positions-count").textContent = body.total > rows.length ? `(${rows.length} of ${body.total})` : `(${body.total})`;
 });
 
+function showTradesCount() {
+  if (state.tradesTotal === null) return;
+  const plus = state.tradesTotalIsLowerBound ? "+" : "";
+  $("#trades-count").textContent = `(${state.tradesTotal.toLocaleString("en-US")}${plus})`;
+}
+
 function addTrades(rows, { atTop }) {
   const fresh = rows.filter((t) => !state.tradeIds.has(t.id));
   fresh.forEach((t) => state.tradeIds.add(t.id));
@@ -171,13 +180,18 @@ const loadTrades = guard("trades", async () => {
   state.lastTrade = body.results[body.results.length - 1] || null;
   state.tradesNext = body.next ? undefined : null;
   $("#trades-more").hidden = !body.next;
-  $("#trades-count").textContent = `(${body.total.toLocaleString("en-US")}${body.total_is_lower_bound ? "+" : ""})`;
+  state.tradesTotal = body.total;
+  state.tradesTotalIsLowerBound = body.total_is_lower_bound;
+  showTradesCount();
 });
 
 // Newer trades only (polling): the first page, added above what is shown.
 async function refreshTradesHead() {
   const body = await api.get(api.query(`${API}dashboard/trades`, { limit: TRADES_PAGE }));
   addTrades([...body.results].reverse().filter((t) => !state.tradeIds.has(t.id)).reverse(), { atTop: true });
+  state.tradesTotal = body.total;
+  state.tradesTotalIsLowerBound = body.total_is_lower_bound;
+  showTradesCount();
 }
 
 function pathOf(url) {
@@ -235,24 +249,39 @@ const loadCandles = guard("candles", async () => {
           api.get(api.query(`${API}market/indicators`, { symbol, timeframe, names: name, limit })),
           api.get(api.query(`${API}dashboard/trades`, { symbol, bot, executed_after: since.toISOString(), limit: 1000 })),
         ]);
-  const fills = trades.results;
   try {
     localStorage.setItem("zb.candleSymbol", symbol);
   } catch {
     // storage disabled: the next load waits for the bot list instead
   }
   const label = $("#candle-indicator").selectedOptions[0].textContent;
+  state.candleView = { symbol, timeframe, name, bot, label, ohlcv, indicators, fills: [...trades.results] };
+  renderCandles(state.candleView);
+});
+
+function renderCandles(view) {
+  const { symbol, timeframe, name, bot, label } = view;
   const shown = candles.render({
-    candles: ohlcv.candles,
-    indicator: indicators.indicators[name] || { time: [], values: [] },
+    candles: view.ohlcv.candles,
+    indicator: view.indicators.indicators[name] || { time: [], values: [] },
     indicatorLabel: label,
-    fills,
+    fills: view.fills,
     timeframeSeconds: TIMEFRAME_SECONDS[timeframe],
   });
   const text = `${symbol} ${timeframe}: ${shown.candles} candles, ${shown.fills} fill(s) of ${bot ? botName(Number(bot)) : "all bots"}, ${label}.`;
   $("#candle-summary").textContent = text;
   $("#candle-chart").setAttribute("aria-label", text);
-});
+}
+
+// A pushed fill of what the candle chart shows joins it (and its count) at once; the refetch
+// that follows brings the candles up to date.
+function addCandleFill(fill) {
+  const view = state.candleView;
+  if (!view || fill.symbol !== view.symbol || (view.bot && String(fill.bot) !== view.bot)) return;
+  if (view.fills.some((f) => f.id === fill.id)) return;
+  view.fills.push(fill);
+  renderCandles(view);
+}
 
 // --- Activity ----------------------------------------------------------------------------------
 
@@ -301,7 +330,11 @@ const HANDLERS = {
     soon("stats");
   },
   fill(d) {
-    if (!state.tradeIds.has(d.id)) addTrades([d], { atTop: true });
+    if (!state.tradeIds.has(d.id) && addTrades([d], { atTop: true }) && state.tradesTotal !== null) {
+      state.tradesTotal += 1;
+      showTradesCount();
+    }
+    addCandleFill(d);
     activity(`${botName(d.bot)}: ${d.side} ${formatPrice(d.quantity)} ${d.symbol} at ${formatPrice(d.price)}.`);
     soon("stats");
     soon("positions");
