@@ -98,7 +98,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
             if not ok:
                 await self._revoke()
                 return
-            # Group membership expires (channels-redis group_expiry, a day): renew it.
+            # The list layer's group membership expires (group_expiry, a day): renew it (the
+            # pub/sub layer's never does; there this finds the group already subscribed).
             await self.channel_layer.group_add(self.group, self.channel_name)
 
     async def _revoke(self) -> None:

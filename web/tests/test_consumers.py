@@ -1,4 +1,4 @@
-"""/ws/events with Channels' WebsocketCommunicator against the real channel layer (Redis).
+"""/ws/events with Channels' WebsocketCommunicator against the real channel layer (Redis pub/sub).
 
 Each test runs its async body with asgiref's async_to_sync; the database is transactional because
 the consumer reads it from other threads.
@@ -40,10 +40,10 @@ async def _publish(owner_id: int, event_type: str, payload: dict[str, Any]) -> N
     await sync_to_async(events.publish)(owner_id, event_type, payload)
 
 
-def test_channel_layer_is_redis() -> None:
+def test_channel_layer_is_redis_pubsub() -> None:
     from channels.layers import get_channel_layer
 
-    assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
+    assert type(get_channel_layer()).__name__ == "BoundedPubSubChannelLayer"
 
 
 def test_a_user_receives_only_their_own_events() -> None:
