@@ -216,3 +216,37 @@ def test_a_stuck_client_is_dropped_and_publishers_never_wait(settings: Any) -> N
         await healthy.disconnect()
 
     async_to_sync(body)()
+
+
+def test_a_push_costs_no_hop_to_the_sync_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Channels' dispatch closes stale database connections through the process's one sync
+    thread before each message; a push touches no database and skips it (it was most of the
+    cost of fanning an event out to many sockets). The client's own frames still take it."""
+    import channels.consumer
+
+    hops = []
+    original = channels.consumer.aclose_old_connections
+
+    async def counted() -> None:
+        hops.append(1)
+        await original()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    alice = _user("alice")
+
+    async def body() -> None:
+        socket = _socket(await sync_to_async(session_headers)(alice))
+        await socket.connect()
+        await _json(socket)
+        assert hops == [1]  # the handshake (websocket.connect) went through Channels' dispatch
+        hops.clear()
+        for i in range(5):
+            await _publish(alice.pk, events.FILL, {"id": i})
+        assert [(await _json(socket))["data"]["id"] for _ in range(5)] == [0, 1, 2, 3, 4]
+        assert hops == []
+        await socket.send_to(text_data="ignored")  # a client frame: Channels' dispatch, as before
+        assert await socket.receive_nothing(timeout=0.2)
+        assert hops == [1]
+        await socket.disconnect()
+
+    async_to_sync(body)()
