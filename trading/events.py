@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import logging
 import os
 import queue
@@ -273,6 +274,9 @@ class _Outbox:
         self.dropped = 0
         self.coalesced = 0
         self.failed = 0
+        # Seconds from commit to the channel layer's acknowledgement, of the last sends (the
+        # sender's share of an event's latency; bench_page prints it).
+        self.handover: collections.deque[float] = collections.deque(maxlen=1000)
         self._last_failure_log = 0.0
         # In-memory channel layer: consumers live on the ASGI server's loop, and only that loop
         # may touch the layer's queues; consumers register it (bind_loop).
@@ -426,6 +430,7 @@ class _Outbox:
                 else:
                     await asyncio.wait_for(layer.group_send(group, message), _SEND_TIMEOUT)
                 self.sent += 1
+                self.handover.append(time.time() - item.at)
             except Exception as exc:
                 self.note_failure("send", exc)
 

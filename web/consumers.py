@@ -66,6 +66,18 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     # Channel-layer handlers ("type" with the dot replaced) ---------------------------------------
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """A pushed event goes straight to its handler. Channels' own dispatch first closes stale
+        database connections, through a hop to the process's one sync thread
+        (``aclose_old_connections``), before every message: for a push, which touches no
+        database, that hop was most of the cost of a message, paid once per socket per event,
+        one socket after another (PERFORMANCE.md, "Dashboard page"). Everything else (the
+        client's frames, session.revoked) goes through Channels' dispatch as before."""
+        if message["type"] == events.PUSH:
+            await self.event_push(message)
+        else:
+            await super().dispatch(message)
+
     async def event_push(self, message: dict[str, Any]) -> None:
         await self._send_text(message["text"])
 
@@ -82,7 +94,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     async def _send_text(self, text: str) -> None:
         try:
-            await asyncio.wait_for(self.send(text_data=text), settings.WS_SEND_TIMEOUT_SECONDS)
+            # asyncio.timeout, not wait_for: no task of its own per message.
+            async with asyncio.timeout(settings.WS_SEND_TIMEOUT_SECONDS):
+                await self.send(text_data=text)
         except TimeoutError:
             logger.warning("websocket of user %s too slow: dropped", self.user_id)
             await self._drop(CLOSE_TOO_SLOW)
@@ -98,7 +112,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
             if not ok:
                 await self._revoke()
                 return
-            # Group membership expires (channels-redis group_expiry, a day): renew it.
+            # The list layer's group membership expires (group_expiry, a day): renew it (the
+            # pub/sub layer's never does; there this finds the group already subscribed).
             await self.channel_layer.group_add(self.group, self.channel_name)
 
     async def _revoke(self) -> None:

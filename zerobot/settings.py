@@ -522,10 +522,23 @@ LOGOUT_REDIRECT_URL = "web:login"
 # receive blocks for up to 5 s by design; publishers do not share its connections anyway
 # (trading/events.py sends from its own thread).
 WS_CHANNEL_CAPACITY = env_int("WS_CHANNEL_CAPACITY", 200, minimum=10, maximum=100_000)
+# With Redis: "pubsub" (default; zerobot/lib/channel_layer.py: one PUBLISH per group message,
+# each process hands it to its own sockets) or "lists" (channels_redis.core.RedisChannelLayer:
+# one stored copy per socket, popped back by its process; slower to fan out, PERFORMANCE.md
+# "Dashboard page"). Every process of a deployment must use the same one.
+WS_CHANNEL_LAYER = env_str("WS_CHANNEL_LAYER", "pubsub")
+_CHANNEL_BACKENDS = {
+    "pubsub": "zerobot.lib.channel_layer.BoundedPubSubChannelLayer",
+    "lists": "channels_redis.core.RedisChannelLayer",
+}
+if WS_CHANNEL_LAYER not in _CHANNEL_BACKENDS:
+    raise ImproperlyConfigured(
+        f"WS_CHANNEL_LAYER must be one of {sorted(_CHANNEL_BACKENDS)}, not {WS_CHANNEL_LAYER!r}"
+    )
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": _CHANNEL_BACKENDS[WS_CHANNEL_LAYER],
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "socket_connect_timeout": REDIS_CONNECT_TIMEOUT}],
                 "prefix": f"{CACHE_KEY_PREFIX}:asgi",

@@ -1,4 +1,4 @@
-"""/ws/events with Channels' WebsocketCommunicator against the real channel layer (Redis).
+"""/ws/events with Channels' WebsocketCommunicator against the real channel layer (Redis pub/sub).
 
 Each test runs its async body with asgiref's async_to_sync; the database is transactional because
 the consumer reads it from other threads.
@@ -40,10 +40,10 @@ async def _publish(owner_id: int, event_type: str, payload: dict[str, Any]) -> N
     await sync_to_async(events.publish)(owner_id, event_type, payload)
 
 
-def test_channel_layer_is_redis() -> None:
+def test_channel_layer_is_redis_pubsub() -> None:
     from channels.layers import get_channel_layer
 
-    assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
+    assert type(get_channel_layer()).__name__ == "BoundedPubSubChannelLayer"
 
 
 def test_a_user_receives_only_their_own_events() -> None:
@@ -214,5 +214,39 @@ def test_a_stuck_client_is_dropped_and_publishers_never_wait(settings: Any) -> N
         assert (await stuck.receive_output(timeout=5))["code"] == CLOSE_TOO_SLOW
         await asyncio.wait_for(stuck.future, 5)
         await healthy.disconnect()
+
+    async_to_sync(body)()
+
+
+def test_a_push_costs_no_hop_to_the_sync_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Channels' dispatch closes stale database connections through the process's one sync
+    thread before each message; a push touches no database and skips it (it was most of the
+    cost of fanning an event out to many sockets). The client's own frames still take it."""
+    import channels.consumer
+
+    hops = []
+    original = channels.consumer.aclose_old_connections
+
+    async def counted() -> None:
+        hops.append(1)
+        await original()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    alice = _user("alice")
+
+    async def body() -> None:
+        socket = _socket(await sync_to_async(session_headers)(alice))
+        await socket.connect()
+        await _json(socket)
+        assert hops == [1]  # the handshake (websocket.connect) went through Channels' dispatch
+        hops.clear()
+        for i in range(5):
+            await _publish(alice.pk, events.FILL, {"id": i})
+        assert [(await _json(socket))["data"]["id"] for _ in range(5)] == [0, 1, 2, 3, 4]
+        assert hops == []
+        await socket.send_to(text_data="ignored")  # a client frame: Channels' dispatch, as before
+        assert await socket.receive_nothing(timeout=0.2)
+        assert hops == [1]
+        await socket.disconnect()
 
     async_to_sync(body)()

@@ -20,6 +20,14 @@ from trading.errors import InvalidState
 from trading.tests.factories import make_bot
 
 BTC = "BTC/USDT"
+# Both Redis channel layers the settings offer (WS_CHANNEL_LAYER): pub/sub, the default, and lists.
+REDIS_LAYERS = pytest.mark.parametrize(
+    "backend",
+    [
+        "zerobot.lib.channel_layer.BoundedPubSubChannelLayer",
+        "channels_redis.core.RedisChannelLayer",
+    ],
+)
 
 
 @pytest.fixture
@@ -88,12 +96,13 @@ def test_the_fill_payload_is_the_api_row() -> None:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@REDIS_LAYERS
 def test_with_redis_down_a_close_through_the_api_still_succeeds(
-    fresh_outbox: Any, settings: Any
+    fresh_outbox: Any, settings: Any, backend: str
 ) -> None:
     dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused
     settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+        "default": {"BACKEND": backend,
                     "CONFIG": {"hosts": [{"address": dead, "socket_connect_timeout": 0.2}]}},
     }  # fmt: skip
     settings.CACHES = {
@@ -135,14 +144,15 @@ def _silent_server() -> tuple[socket.socket, int]:
 
 
 @pytest.mark.django_db(transaction=True)
+@REDIS_LAYERS
 def test_a_hung_redis_never_blocks_publishers_the_queue_drops(
-    monkeypatch: pytest.MonkeyPatch, settings: Any
+    monkeypatch: pytest.MonkeyPatch, settings: Any, backend: str
 ) -> None:
     server, port = _silent_server()
     hung = f"redis://127.0.0.1:{port}/0"
     settings.EVENTS_QUEUE_SIZE = 20
     settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+        "default": {"BACKEND": backend,
                     "CONFIG": {"hosts": [{"address": hung}]}},
     }  # fmt: skip
     box = events._Outbox()

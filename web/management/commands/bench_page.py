@@ -45,6 +45,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Count
 from django.utils import timezone
 
 from marketdata.clients.synthetic import BASE_PRICES
@@ -59,6 +60,7 @@ CHROMIUM_ARGS = [
 REPO = Path(__file__).resolve().parents[3]
 FLEET_PREFIX = "bench-page-"
 WAVE = 50  # sockets opened at once (each handshake reads the session and joins a group)
+DRAIN_SECONDS = 60  # phase 4: how long after the runner the sockets may still be catching up
 
 
 BLANK_PAGE = (
@@ -160,8 +162,9 @@ class Command(BaseCommand):
         try:
             self.stdout.write(
                 f"server: uvicorn pid {server.pid} on {base} (1 worker; its log: "
-                f"{self._server_log.with_suffix(f'.{port}.log')}); load average "
-                f"{os.getloadavg()[0]:.2f}"
+                f"{self._server_log.with_suffix(f'.{port}.log')}); channel layer "
+                f"{settings.CHANNEL_LAYERS['default']['BACKEND']} (WS_CHANNEL_LAYER="
+                f"{settings.WS_CHANNEL_LAYER}); load average {os.getloadavg()[0]:.2f}"
             )
             if options["baseline"] is not None:
                 baseline_port = _free_port()
@@ -298,6 +301,24 @@ class Command(BaseCommand):
                         time.sleep(0.05)
                     events.outbox.flush(10)
 
+                # A Python client of the same user listens too: commit -> it is the server's
+                # part (sender thread, Redis, channel layer, uvicorn); the rest is Chromium's.
+                cookie = next(
+                    c for c in state["cookies"] if c["name"] == settings.SESSION_COOKIE_NAME
+                )
+                listening = threading.Event()
+                client_latencies: list[float] = []
+
+                def listen() -> None:
+                    asyncio.run(
+                        self._listen_one(base, cookie["value"], options["events"], listening,
+                                         client_latencies)
+                    )  # fmt: skip
+
+                events.outbox.handover.clear()
+                listener = threading.Thread(target=listen)
+                listener.start()
+                listening.wait(30)
                 publisher = threading.Thread(target=publish)
                 publisher.start()
                 while publisher.is_alive():
@@ -310,6 +331,8 @@ class Command(BaseCommand):
                 latencies = [
                     (e["received"] - e["at"]) * 1000 for e in received if e["type"] == "cycle_error"
                 ]
+                listener.join(40)
+                handover = [seconds * 1000 for seconds in events.outbox.handover]
                 context.close()
             finally:
                 browser.close()
@@ -339,12 +362,35 @@ class Command(BaseCommand):
             self.stdout.write(f"     {key:<34} " + "   ".join(cells))
         self.stdout.write("\n2. Event latency, commit -> page JavaScript (one page):")
         self.stdout.write(f"   {_summary(latencies)}")
+        self.stdout.write("   the same events, commit -> a Python websocket client of that user:")
+        self.stdout.write(f"   {_summary(client_latencies)}")
+        self.stdout.write(
+            "   the same events, commit -> the channel layer took it (sender thread):"
+        )
+        self.stdout.write(f"   {_summary(handover)}")
         return {
             "cold": cold,
             "warm": warm,
             "event_latency": latencies,
             "warm_breakdown": breakdowns,
         }
+
+    async def _listen_one(
+        self, base: str, session: str, count: int, listening: threading.Event, into: list[float]
+    ) -> None:
+        import orjson
+        from websockets.asyncio.client import connect
+
+        url = base.replace("http://", "ws://") + "/ws/events"
+        headers = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={session}"}
+        async with connect(url, origin=base, additional_headers=headers) as ws:
+            assert orjson.loads(await ws.recv())["type"] == "hello"
+            listening.set()
+            with contextlib.suppress(TimeoutError):
+                while len(into) < count:
+                    message = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
+                    if message["type"] == "cycle_error":
+                        into.append((time.time() - message["at"]) * 1000)
 
     # --- 3: many sockets on one process -----------------------------------------------------
 
@@ -458,6 +504,7 @@ class Command(BaseCommand):
             client.force_login(owner)
             cookies.append(client.cookies[settings.SESSION_COOKIE_NAME].value)
         trades_before = Trade.objects.filter(bot_id__in=ids).count()
+        last_trade_before = Trade.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         rss = {"before": _rss_mib(pid)}
         runner_env = {**os.environ, "DB_POOL_MIN_SIZE": "2", "DB_POOL_MAX_SIZE": "12"}
         command = [
@@ -501,6 +548,16 @@ class Command(BaseCommand):
         if "error" in result:
             raise CommandError(result["error"])
         fills = Trade.objects.filter(bot_id__in=ids).count() - trades_before
+        # What the sockets should have had: each fill once on every socket of its owner.
+        per_owner = dict(
+            Trade.objects.filter(bot_id__in=ids, pk__gt=last_trade_before)
+            .values_list("owner_id")
+            .annotate(n=Count("id"))
+        )
+        expected_fills = sum(
+            per_owner.get(owner.pk, 0) * result["sockets_of"].get(i, 0)
+            for i, owner in enumerate(owners)
+        )
         self.stdout.write(
             f"\n4. {result['connected']} sockets over {len(owners)} users on one server process "
             f"while {len(ids)} bots trade (run_bots, interval {options['trade_interval']:g} s, "
@@ -516,6 +573,12 @@ class Command(BaseCommand):
         )
         kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(result["kinds"].items()))
         self.stdout.write(f"   messages received by the sockets: {kinds}")
+        self.stdout.write(
+            f"   fill messages received {result['kinds'].get('fill', 0):,} of {expected_fills:,} "
+            f"expected (each fill on every socket of its owner), the last "
+            f"{result['drain']:.1f} s after run_bots ended (waited until 3 s without a message, "
+            f"at most {DRAIN_SECONDS} s)"
+        )
         self.stdout.write(f"   sockets closed by the server: {result['closed']}")
         self.stdout.write(f"   fill, commit -> socket clients: {_summary(result['fills'])}")
         self.stdout.write(f"   fill, commit -> the page (Chromium): {_summary(page_fills)}")
@@ -541,14 +604,17 @@ class Command(BaseCommand):
             return ws
 
         sockets = []
+        sockets_of: dict[int, int] = {}  # owner's index -> sockets connected
         refused: list[BaseException] = []
         for start in range(0, count, WAVE):  # in waves, as in phase 3
-            opened = await asyncio.gather(
-                *(open_one(i) for i in range(start, min(count, start + WAVE))),
-                return_exceptions=True,
-            )
-            sockets += [ws for ws in opened if not isinstance(ws, BaseException)]
-            refused += [ws for ws in opened if isinstance(ws, BaseException)]
+            indexes = range(start, min(count, start + WAVE))
+            opened = await asyncio.gather(*(open_one(i) for i in indexes), return_exceptions=True)
+            for i, ws in zip(indexes, opened, strict=True):
+                if isinstance(ws, BaseException):
+                    refused.append(ws)
+                else:
+                    sockets.append(ws)
+                    sockets_of[i % len(cookies)] = sockets_of.get(i % len(cookies), 0) + 1
         if refused:
             self.stdout.write(f"   {len(refused)} handshakes failed, first: {refused[0]!r}")
         await asyncio.sleep(1)
@@ -558,6 +624,7 @@ class Command(BaseCommand):
         every: list[float] = []
         closed = 0
         stop = asyncio.Event()
+        last_message = [time.monotonic()]
 
         async def read(ws: Any) -> None:
             nonlocal closed
@@ -569,6 +636,7 @@ class Command(BaseCommand):
                 except ConnectionClosed:
                     closed += 1
                     return
+                last_message[0] = time.monotonic()
                 message = orjson.loads(text)
                 latency = (time.time() - message["at"]) * 1000
                 kinds[message["type"]] = kinds.get(message["type"], 0) + 1
@@ -586,7 +654,15 @@ class Command(BaseCommand):
             await asyncio.sleep(1)
             rss["peak"] = max(rss["peak"], _rss_mib(pid))
         out, _ = await output
-        await asyncio.sleep(2)  # the runner's last events
+        # The runner's last events, and whatever the fan-out still has on its way: until 3 s
+        # pass without a message (at most DRAIN_SECONDS).
+        ended = time.monotonic()
+        while time.monotonic() - ended < DRAIN_SECONDS:
+            await asyncio.sleep(0.5)
+            rss["peak"] = max(rss["peak"], _rss_mib(pid))
+            if time.monotonic() - last_message[0] > 3:
+                break
+        drain = max(0.0, last_message[0] - ended)
         stop.set()
         await asyncio.gather(*readers)
         rss["end"] = _rss_mib(pid)
@@ -597,4 +673,5 @@ class Command(BaseCommand):
         return {
             "connected": len(sockets), "kinds": kinds, "fills": fills, "all": every,
             "closed": closed, "runner": done[0] if done else out.decode()[-300:],
+            "drain": drain, "sockets_of": sockets_of,
         }  # fmt: skip
