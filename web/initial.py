@@ -14,6 +14,11 @@ bucket) plus the candle panel's symbol and hour: a reload with no new data makes
 instead of eight in-process API requests. The bot list is always read fresh (the engine moves
 its cycle counters and last error without a data version change).
 
+The tables (account stats, bots, open positions, recent trades, performance) are not sent as
+bodies: the server renders their rows into the page from the same bodies (web/rows.py, the
+markup panels.js makes), so they are in the document when it is parsed; the island keeps what
+the scripts still need (the bot list, the charts' data). Both go into the cache value.
+
 The island is ``<script type="application/json">`` (no script is executed: CSP-safe), escaped as
 Django's ``json_script`` escapes (``<``, ``>``, ``&`` as ``\\u003C`` ...). The JavaScript consumes
 each entry once (web/static/web/js/api.js) and fetches over HTTP from then on.
@@ -25,7 +30,9 @@ import copy
 import hashlib
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from django.conf import settings
@@ -35,6 +42,7 @@ from django.urls import resolve
 from django.utils.safestring import SafeString, mark_safe
 
 from trading import dataversion, events
+from web import rows
 
 logger = logging.getLogger("zerobot.web")
 
@@ -98,9 +106,29 @@ def _get(request: HttpRequest, path: str, params: dict[str, str]) -> bytes | Non
     return response.content
 
 
-def initial_data(request: HttpRequest) -> SafeString:
-    """The page's data island: ``{"seq", "requests": {key: body}, "candles"}``, escaped for a
-    ``<script type="application/json">`` element."""
+# The panels whose rows the server renders (web/rows.py) instead of sending their bodies: their
+# rows are in the document when it is parsed; the scripts adopt them (dashboard.js).
+RENDERED = {
+    "/api/dashboard/stats": "stats",
+    "/api/dashboard/positions": "positions",
+    "/api/dashboard/trades": "trades",
+    "/api/dashboard/performance": "performance",
+}
+
+
+@dataclass(frozen=True)
+class Initial:
+    """The page's first data: the island (bodies the scripts still need) and rendered rows."""
+
+    island: SafeString
+    # Panel name -> its pieces of markup (web/rows.py), already safe. A panel whose body failed
+    # is missing: the browser fetches and renders it.
+    rows: dict[str, dict[str, SafeString]] = field(default_factory=dict)
+
+
+def initial_data(request: HttpRequest) -> Initial:
+    """The page's data island (``{"seq", "requests": {key: body}, "candles"}``, escaped for a
+    ``<script type="application/json">`` element) and the panels rendered by the server."""
     # The event number first: anything committed after it has a larger one, so the socket's
     # greeting tells the page to refetch what this data may have missed.
     seq = events.current_seq(request.user.pk)
@@ -121,26 +149,57 @@ def initial_data(request: HttpRequest) -> SafeString:
         rest = _rest(request, bots_body)
         if key is not None:
             cache.set(key, rest, timeout=2 * settings.DASHBOARD_CACHE_SECONDS)
-    requests, candles = rest
+    requests, candles, html = rest
     island = b'{"seq":%s,"requests":{%s},"candles":%s}' % (
         b"null" if seq is None else str(seq).encode(),
         b",".join([*parts, *requests]),
         candles,
     )
-    return mark_safe(island.decode())  # noqa: S308 - every piece is _escaped (like json_script)
+    if bots_body is not None:
+        html = {**html, "bots": {"rows": rows.bots(orjson.loads(bots_body))}}
+    return Initial(
+        island=mark_safe(island.decode()),  # noqa: S308 - every piece is _escaped (like json_script)
+        rows={
+            name: {part: mark_safe(markup) for part, markup in pieces.items()}  # noqa: S308 - web/rows.py escapes
+            for name, pieces in html.items()
+        },
+    )
 
 
-def _rest(request: HttpRequest, bots_body: bytes | None) -> tuple[list[bytes], bytes]:
-    """Every entry but the bot list (``"key":body`` pieces), and the candle panel's data, each
-    already escaped (what the cache keeps: a hit escapes nothing but the bot list)."""
+def _rendered(name: str, body: dict[str, Any]) -> dict[str, str]:
+    if name == "stats":
+        return {"rows": rows.stats(body)}
+    if name == "positions":
+        markup, count = rows.positions(body)
+        return {"rows": markup, "count": count}
+    if name == "trades":
+        markup, count = rows.trades(body)
+        more = "1" if body.get("next") else ""
+        return {"rows": markup, "count": count, "total": str(body["total"]), "more": more,
+                "lower_bound": "1" if body.get("total_is_lower_bound") else ""}  # fmt: skip
+    bots, symbols = rows.performance(body)
+    return {"bots": bots, "symbols": symbols}
+
+
+def _rest(
+    request: HttpRequest, bots_body: bytes | None
+) -> tuple[list[bytes], bytes, dict[str, dict[str, str]]]:
+    """Every island entry but the bot list (``"key":body`` pieces), the candle panel's data, each
+    already escaped, and the rows of the panels the server renders (what the cache keeps: a hit
+    escapes and renders nothing but the bot list)."""
     parts: list[bytes] = []
+    html: dict[str, dict[str, str]] = {}
     for path, params in PANEL_REQUESTS:
         if (path, params) == BOTS_REQUEST:
             continue
         body = _get(request, path, params)
-        if body is not None:
+        if body is None:
+            continue
+        if path in RENDERED:
+            html[RENDERED[path]] = _rendered(RENDERED[path], orjson.loads(body))
+        else:
             parts.append(_escaped(orjson.dumps(request_key(path, params)) + b":" + body))
-    return parts, _escaped(_candles(request, bots_body))
+    return parts, _escaped(_candles(request, bots_body)), html
 
 
 def _cache_key(request: HttpRequest, version: int, symbol: str | None) -> str:
@@ -151,8 +210,9 @@ def _cache_key(request: HttpRequest, version: int, symbol: str | None) -> str:
         f"{request.user.pk}:{version}:{int(now // settings.DASHBOARD_CACHE_SECONDS)}:"
         f"{symbol}:{int(now // CANDLE_TIMEFRAME_SECONDS)}:{settings.MARKET_DATA_PROVIDER}"
     )
-    # v2: the values are escaped pieces (a value of the version before is never read as one).
-    return "dash:island:v2:" + hashlib.blake2b(ident.encode(), digest_size=12).hexdigest()
+    # v3: the values are escaped pieces and rendered rows (a value of a version before is never
+    # read as one).
+    return "dash:island:v3:" + hashlib.blake2b(ident.encode(), digest_size=12).hexdigest()
 
 
 def _first_symbol(bots_body: bytes | None) -> str | None:

@@ -7,10 +7,12 @@ artifacts/dashboard-phone.png and artifacts/dashboard-live-fill.png (gitignored)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -59,6 +61,30 @@ def _ready(page: Any, live: bool = True) -> None:
     page.wait_for_selector("body[data-ready='1']", timeout=TIMEOUT)
     if live:
         page.wait_for_selector("#live-status[data-state='live']", timeout=TIMEOUT)
+
+
+@contextlib.contextmanager
+def _logged_in(server: str, username: str, password: str = "pw-for-tests-123") -> Iterator[Any]:
+    """(context, page): a Chromium page logged in through the form, its panels rendered and its
+    socket live. Closes the browser after, and this thread's database connection (inside
+    Playwright's loop the ORM used a connection of its own context: give it back to the pool)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(TIMEOUT)
+            page = _new_page(context)
+            page.goto(f"{server}/login/")
+            page.fill("#id_username", username)
+            page.fill("#id_password", password)
+            page.click("button[type=submit]")
+            _ready(page)
+            yield context, page
+        finally:
+            connection.close()
+            browser.close()
 
 
 @pytest.mark.postgres
@@ -242,7 +268,7 @@ def test_a_fill_of_run_bots_appears_without_a_reload(
     """
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make chromium`."
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     user = make_user()
     bot = make_bot(owner=user, strategy="manual", symbols=["BTC/USDT"], timeframe="1m")
@@ -260,17 +286,8 @@ def test_a_fill_of_run_bots_appears_without_a_reload(
     ARTIFACTS.mkdir(exist_ok=True)
 
     runner: subprocess.Popen | None = None
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    with _logged_in(asgi_server, user.username) as (context, page):
         try:
-            context = browser.new_context()
-            context.set_default_timeout(TIMEOUT)
-            page = _new_page(context)
-            page.goto(f"{asgi_server}/login/")
-            page.fill("#id_username", user.username)
-            page.fill("#id_password", "pw-for-tests-123")
-            page.click("button[type=submit]")
-            _ready(page)
             trades = page.locator("#trades tbody tr")
             expect(trades).to_have_count(1)
             assert trades.first.get_attribute("data-trade") == str(opening.pk)
@@ -310,8 +327,6 @@ def test_a_fill_of_run_bots_appears_without_a_reload(
             if runner is not None and runner.poll() is None:
                 runner.kill()
                 runner.communicate(timeout=10)
-            connection.close()
-            browser.close()
 
 
 def _chart_ranges(page: Any, chart: str, data: Any) -> dict[str, list[float]]:
@@ -390,7 +405,7 @@ def test_a_pushed_fill_updates_the_trade_count_and_the_candle_fills(
     (both stayed as loaded: a fill of now lies in the forming candle, which the closed-candle
     API never returns, so even the chart's refetch placed and counted nothing)."""
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     user = make_user()
     bot = make_bot(owner=user, strategy="manual", symbols=["BTC/USDT"], timeframe="1m")
@@ -399,38 +414,76 @@ def test_a_pushed_fill_updates_the_trade_count_and_the_candle_fills(
         bot=bot, symbol="BTC/USDT", side="long", quantity="0.01", price=market,
         client_order_id="count-1",
     )  # fmt: skip
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            context = browser.new_context()
-            context.set_default_timeout(TIMEOUT)
-            page = _new_page(context)
-            page.goto(f"{asgi_server}/login/")
-            page.fill("#id_username", user.username)
-            page.fill("#id_password", "pw-for-tests-123")
-            page.click("button[type=submit]")
-            _ready(page)
-            expect(page.locator("#trades-count")).to_have_text("(1)")
-            expect(page.locator("#candle-summary")).to_contain_text(" 1 fill(s) ")
-            page.evaluate("window.__sameDocument = true")
+    with _logged_in(asgi_server, user.username) as (context, page):
+        expect(page.locator("#trades-count")).to_have_text("(1)")
+        expect(page.locator("#candle-summary")).to_contain_text(" 1 fill(s) ")
+        page.evaluate("window.__sameDocument = true")
 
-            position = services.position_open(
-                bot=bot, symbol="BTC/USDT", side="long", quantity="0.02", price=market,
-                client_order_id="count-2",
-            )  # fmt: skip
-            fill = position.trades.get()
-            expect(page.locator(f"#trades tbody tr[data-trade='{fill.pk}']")).to_have_count(1)
-            expect(page.locator("#trades-count")).to_have_text("(2)")
-            expect(page.locator("#candle-summary")).to_contain_text(" 2 fill(s) ")
-            # The refetches the fill asks for (positions, stats, candles) agree.
-            page.wait_for_timeout(1500)
-            page.wait_for_load_state("networkidle")
-            expect(page.locator("#candle-summary")).to_contain_text(" 2 fill(s) ")
-            expect(page.locator("#trades-count")).to_have_text("(2)")
-            assert page.evaluate("window.__sameDocument") is True
-            assert page.errors == []
-            context.unroute_all(behavior="ignoreErrors")
-            page.close()
+        position = services.position_open(
+            bot=bot, symbol="BTC/USDT", side="long", quantity="0.02", price=market,
+            client_order_id="count-2",
+        )  # fmt: skip
+        fill = position.trades.get()
+        expect(page.locator(f"#trades tbody tr[data-trade='{fill.pk}']")).to_have_count(1)
+        expect(page.locator("#trades-count")).to_have_text("(2)")
+        expect(page.locator("#candle-summary")).to_contain_text(" 2 fill(s) ")
+        # The refetches the fill asks for (positions, stats, candles) agree.
+        page.wait_for_timeout(1500)
+        page.wait_for_load_state("networkidle")
+        expect(page.locator("#candle-summary")).to_contain_text(" 2 fill(s) ")
+        expect(page.locator("#trades-count")).to_have_text("(2)")
+        assert page.evaluate("window.__sameDocument") is True
+        assert page.errors == []
+        context.unroute_all(behavior="ignoreErrors")
+        page.close()
+
+
+# Every panel the server renders (web/rows.py), and what beside the rows it sets.
+RENDERED = [
+    "#stats", "#bots tbody", "#positions tbody", "#positions-count", "#trades tbody",
+    "#trades-count", "#perf-bots tbody", "#perf-symbols tbody",
+]  # fmt: skip
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_the_rows_the_server_renders_are_the_rows_the_script_makes(
+    asgi_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's tables are in its HTML (JavaScript off: the rows are there), with the markup
+    and figures panels.js makes from the API (``/?initial=0``, every panel rendered by the
+    script), and the script adopts them as they are."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    seed.seed(seed.PROFILES["small"])
+    seed_user = Bot.objects.filter(owner__username=seed.DEMO_USERNAME).first().owner
+    bot = Bot.objects.filter(owner=seed_user).order_by("id").first()
+    services.bot_update(bot=bot, name="<b>Bot</b> & \"co\" 'x'")  # markup in a name is text
+
+    def panels(page: Any) -> dict[str, str]:
+        shown = {selector: page.inner_html(selector) for selector in RENDERED}
+        shown["more hidden"] = page.eval_on_selector("#trades-more", "el => el.hidden")
+        return shown
+
+    with _logged_in(asgi_server, seed.DEMO_USERNAME, seed.DEMO_PASSWORD) as (context, page):
+        page.goto(f"{asgi_server}/?initial=0")
+        _ready(page)
+        by_script = panels(page)
+        assert by_script["#positions tbody"].count("<tr ") == 75
+        assert by_script["#trades tbody"].count("<tr ") == 50
+        assert "&lt;b&gt;Bot&lt;/b&gt; &amp; \"co\" 'x'" in by_script["#bots tbody"]
+        page.goto(f"{asgi_server}/")
+        _ready(page)
+        assert panels(page) == by_script  # adopted as served
+        assert page.errors == []
+        static = context.browser.new_context(
+            java_script_enabled=False, storage_state=context.storage_state()
+        )
+        try:
+            html_only = static.new_page()
+            html_only.goto(f"{asgi_server}/")
+            assert panels(html_only) == by_script
         finally:
-            connection.close()
-            browser.close()
+            static.close()
+        page.wait_for_load_state("networkidle")
+        context.unroute_all(behavior="ignoreErrors")
+        page.close()
