@@ -1,8 +1,8 @@
 """The dashboard's first data, rendered into the page (a JSON data island) so first paint does not
 wait on the browser's API requests.
 
-Each entry is the body of one API request the page's JavaScript would make at start (the charts'
-bodies trimmed to the fields the scripts read at start), produced by the API view itself (resolved from its URL, called in process with a GET copy of the page
+Each entry is the body of one API request the page's JavaScript would make at start (its lists
+trimmed to the fields the scripts read: ``TRIMMED``), produced by the API view itself (resolved from its URL, called in process with a GET copy of the page
 request: same scoping, parameters, serializer and renderer as over HTTP). Under ASGI the page's
 sync views run one at a time, so nine requests after the HTML cost nine sequential trips; here
 they cost one.
@@ -13,11 +13,6 @@ cache as one value, under the same key parts as each body's own cache (user, dat
 bucket) plus the candle panel's symbol and hour: a reload with no new data makes one cache read
 instead of eight in-process API requests. The bot list is always read fresh (the engine moves
 its cycle counters and last error without a data version change).
-
-The tables (account stats, bots, open positions, recent trades, performance) are not sent as
-bodies: the server renders their rows into the page from the same bodies (web/rows.py, the
-markup panels.js makes), so they are in the document when it is parsed; the island keeps what
-the scripts still need (the bot list, the charts' data). Both go into the cache value.
 
 The island is ``<script type="application/json">`` (no script is executed: CSP-safe), escaped as
 Django's ``json_script`` escapes (``<``, ``>``, ``&`` as ``\\u003C`` ...). The JavaScript consumes
@@ -30,9 +25,7 @@ import copy
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from django.conf import settings
@@ -42,7 +35,6 @@ from django.urls import resolve
 from django.utils.safestring import SafeString, mark_safe
 
 from trading import dataversion, events
-from web import rows
 
 logger = logging.getLogger("zerobot.web")
 
@@ -106,29 +98,9 @@ def _get(request: HttpRequest, path: str, params: dict[str, str]) -> bytes | Non
     return response.content
 
 
-# The panels whose rows the server renders (web/rows.py) instead of sending their bodies: their
-# rows are in the document when it is parsed; the scripts adopt them (dashboard.js).
-RENDERED = {
-    "/api/dashboard/stats": "stats",
-    "/api/dashboard/positions": "positions",
-    "/api/dashboard/trades": "trades",
-    "/api/dashboard/performance": "performance",
-}
-
-
-@dataclass(frozen=True)
-class Initial:
-    """The page's first data: the island (bodies the scripts still need) and rendered rows."""
-
-    island: SafeString
-    # Panel name -> its pieces of markup (web/rows.py), already safe. A panel whose body failed
-    # is missing: the browser fetches and renders it.
-    rows: dict[str, dict[str, SafeString]] = field(default_factory=dict)
-
-
-def initial_data(request: HttpRequest) -> Initial:
-    """The page's data island (``{"seq", "requests": {key: body}, "candles"}``, escaped for a
-    ``<script type="application/json">`` element) and the panels rendered by the server."""
+def initial_data(request: HttpRequest) -> SafeString:
+    """The page's data island: ``{"seq", "requests": {key: body}, "candles"}``, escaped for a
+    ``<script type="application/json">`` element."""
     # The event number first: anything committed after it has a larger one, so the socket's
     # greeting tells the page to refetch what this data may have missed.
     seq = events.current_seq(request.user.pk)
@@ -149,80 +121,53 @@ def initial_data(request: HttpRequest) -> Initial:
         rest = _rest(request, bots_body)
         if key is not None:
             cache.set(key, rest, timeout=2 * settings.DASHBOARD_CACHE_SECONDS)
-    requests, candles, html = rest
+    requests, candles = rest
     island = b'{"seq":%s,"requests":{%s},"candles":%s}' % (
         b"null" if seq is None else str(seq).encode(),
         b",".join([*parts, *requests]),
         candles,
     )
-    if bots_body is not None:
-        html = {**html, "bots": {"rows": rows.bots(orjson.loads(bots_body))}}
-    return Initial(
-        island=mark_safe(island.decode()),  # noqa: S308 - every piece is _escaped (like json_script)
-        rows={
-            name: {part: mark_safe(markup) for part, markup in pieces.items()}  # noqa: S308 - web/rows.py escapes
-            for name, pieces in html.items()
-        },
-    )
+    return mark_safe(island.decode())  # noqa: S308 - every piece is _escaped (like json_script)
 
 
-# The fields of the chart bodies the page reads at start (dashboard.js, charts.js): the island
-# carries only these (half its bytes were fields no script read); later reads are whole bodies.
-EQUITY_POINT_FIELDS = ("t", "equity")
-FILL_FIELDS = ("id", "bot", "symbol", "side", "price", "executed_at")
+# The fields of each list the page's scripts read at start (dashboard.js, panels.js, charts.js;
+# keep in step with them): the island carries only these (40 % of its bytes were fields no
+# script read, and every byte is parsed before the scripts run); later reads are whole bodies.
+TRIMMED = {
+    "/api/dashboard/equity-curve": ("t", "equity"),
+    "/api/dashboard/positions": (
+        "id", "bot", "bot_name", "symbol", "side", "quantity", "closed_quantity", "entry_price",
+        "current_price", "unrealized_pnl",
+    ),
+    "/api/dashboard/trades": (
+        "id", "bot", "symbol", "side", "quantity", "price", "realized_pnl", "executed_at",
+    ),
+}  # fmt: skip
 CANDLE_COLUMNS = 5  # time, open, high, low, close (not the volume)
 
 
-def _equity_points(body: bytes) -> bytes:
+def _trimmed(path: str, body: bytes) -> bytes:
+    """``body`` with only the ``results`` fields of ``TRIMMED[path]`` (unchanged otherwise)."""
+    fields = TRIMMED.get(path)
+    if fields is None:
+        return body
     data = orjson.loads(body)
-    data["results"] = [{k: p[k] for k in EQUITY_POINT_FIELDS} for p in data["results"]]
+    data["results"] = [{name: row[name] for name in fields} for row in data["results"]]
     return orjson.dumps(data)
 
 
-def _trimmed_candles(ohlcv: bytes, trades: bytes) -> tuple[bytes, bytes]:
-    candles = orjson.loads(ohlcv)
-    candles["candles"] = [c[:CANDLE_COLUMNS] for c in candles["candles"]]
-    fills = orjson.loads(trades)
-    fills["results"] = [{k: t[k] for k in FILL_FIELDS} for t in fills["results"]]
-    return orjson.dumps(candles), orjson.dumps(fills)
-
-
-def _rendered(name: str, body: dict[str, Any]) -> dict[str, str]:
-    if name == "stats":
-        return {"rows": rows.stats(body)}
-    if name == "positions":
-        markup, count = rows.positions(body)
-        return {"rows": markup, "count": count}
-    if name == "trades":
-        markup, count = rows.trades(body)
-        more = "1" if body.get("next") else ""
-        return {"rows": markup, "count": count, "total": str(body["total"]), "more": more,
-                "lower_bound": "1" if body.get("total_is_lower_bound") else ""}  # fmt: skip
-    bots, symbols = rows.performance(body)
-    return {"bots": bots, "symbols": symbols}
-
-
-def _rest(
-    request: HttpRequest, bots_body: bytes | None
-) -> tuple[list[bytes], bytes, dict[str, dict[str, str]]]:
-    """Every island entry but the bot list (``"key":body`` pieces), the candle panel's data, each
-    already escaped, and the rows of the panels the server renders (what the cache keeps: a hit
-    escapes and renders nothing but the bot list)."""
+def _rest(request: HttpRequest, bots_body: bytes | None) -> tuple[list[bytes], bytes]:
+    """Every entry but the bot list (``"key":body`` pieces), and the candle panel's data, each
+    already escaped (what the cache keeps: a hit escapes nothing but the bot list)."""
     parts: list[bytes] = []
-    html: dict[str, dict[str, str]] = {}
     for path, params in PANEL_REQUESTS:
         if (path, params) == BOTS_REQUEST:
             continue
         body = _get(request, path, params)
-        if body is None:
-            continue
-        if path in RENDERED:
-            html[RENDERED[path]] = _rendered(RENDERED[path], orjson.loads(body))
-        else:
-            if path == "/api/dashboard/equity-curve":
-                body = _equity_points(body)
+        if body is not None:
+            body = _trimmed(path, body)
             parts.append(_escaped(orjson.dumps(request_key(path, params)) + b":" + body))
-    return parts, _escaped(_candles(request, bots_body)), html
+    return parts, _escaped(_candles(request, bots_body))
 
 
 def _cache_key(request: HttpRequest, version: int, symbol: str | None) -> str:
@@ -233,9 +178,9 @@ def _cache_key(request: HttpRequest, version: int, symbol: str | None) -> str:
         f"{request.user.pk}:{version}:{int(now // settings.DASHBOARD_CACHE_SECONDS)}:"
         f"{symbol}:{int(now // CANDLE_TIMEFRAME_SECONDS)}:{settings.MARKET_DATA_PROVIDER}"
     )
-    # v4: the values are escaped pieces, trimmed, and rendered rows (a value of a version before is never
+    # v3: the values are escaped pieces of trimmed bodies (a value of a version before is never
     # read as one).
-    return "dash:island:v4:" + hashlib.blake2b(ident.encode(), digest_size=12).hexdigest()
+    return "dash:island:v3:" + hashlib.blake2b(ident.encode(), digest_size=12).hexdigest()
 
 
 def _first_symbol(bots_body: bytes | None) -> str | None:
@@ -264,7 +209,9 @@ def _candles(request: HttpRequest, bots_body: bytes | None) -> bytes:
     )
     if ohlcv is None or indicators is None or trades is None:
         return b"null"
-    ohlcv, trades = _trimmed_candles(ohlcv, trades)
+    candles = orjson.loads(ohlcv)
+    candles["candles"] = [c[:CANDLE_COLUMNS] for c in candles["candles"]]
+    ohlcv, trades = orjson.dumps(candles), _trimmed("/api/dashboard/trades", trades)
     head = orjson.dumps(
         {
             "symbol": symbol,

@@ -66,12 +66,4 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "login": reverse("web:login"),
     }
     initial = initial_data(request) if wants_initial(request) else None
-    return render(
-        request,
-        "web/dashboard.html",
-        {
-            "config": config,
-            "initial": initial.island if initial else None,
-            "rows": initial.rows if initial else {},
-        },
-    )
+    return render(request, "web/dashboard.html", {"config": config, "initial": initial})

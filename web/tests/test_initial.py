@@ -50,28 +50,18 @@ def test_every_entry_is_the_api_body_for_the_same_url(monkeypatch: pytest.Monkey
     seed.seed(seed.PROFILES["small"], end=_Frozen.now(UTC))
     user = Bot.objects.filter(owner__username=seed.DEMO_USERNAME).first().owner
     client = logged_in(user)
-    page = client.get("/")
-    data = island(page)
+    data = island(client.get("/"))
     assert data is not None
-    sent = [(path, params) for path, params in PANEL_REQUESTS if path not in initial.RENDERED]
-    assert set(data["requests"]) == {request_key(path, params) for path, params in sent}
-    for path, params in sent:
+    assert set(data["requests"]) == {request_key(path, params) for path, params in PANEL_REQUESTS}
+    for path, params in PANEL_REQUESTS:
         body = data["requests"][request_key(path, params)]
         api = client.get(path, params).json()
-        if path == "/api/dashboard/equity-curve":  # only what the chart reads of each point
-            api["results"] = [{"t": p["t"], "equity": p["equity"]} for p in api["results"]]
-            assert len(api["results"]) > 100
+        if path in initial.TRIMMED:  # only the fields the scripts read of each row
+            assert len(api["results"]) > 40, path
+            fields = initial.TRIMMED[path]
+            api["results"] = [{k: row[k] for k in fields} for row in api["results"]]
         assert body == api, path
-    # The other panels are rows in the page, rendered from the API's own body.
-    rendered = page.context["rows"]
-    assert set(rendered) == {*initial.RENDERED.values(), "bots"}
-    for path, params in PANEL_REQUESTS:
-        if path in initial.RENDERED:
-            name = initial.RENDERED[path]
-            expected = initial._rendered(name, client.get(path, params).json())
-            assert rendered[name] == expected, path
-    assert rendered["trades"]["rows"].count("<tr ") == 50  # real data in it
-    assert rendered["trades"]["count"] == "(2,550)"
+    assert data["requests"]["/api/dashboard/trades?limit=50"]["total"] > 50  # real data in it
     candles = data["candles"]
     symbol = sorted({s for bot in Bot.objects.filter(owner=user) for s in bot.symbols})[0]
     assert (candles["symbol"], candles["timeframe"], candles["indicator"]) == (
@@ -87,7 +77,7 @@ def test_every_entry_is_the_api_body_for_the_same_url(monkeypatch: pytest.Monkey
     )
     fills = {"symbol": symbol, "executed_after": candles["since"], "limit": "1000"}
     trades = client.get("/api/dashboard/trades", fills).json()
-    keep = ("id", "bot", "symbol", "side", "price", "executed_at")  # what the chart reads
+    keep = initial.TRIMMED["/api/dashboard/trades"]
     trades["results"] = [{k: t[k] for k in keep} for t in trades["results"]]
     assert trades["results"] and candles["trades"] == trades
 
@@ -113,23 +103,14 @@ def test_it_is_inert_json_even_with_hostile_names() -> None:
     assert "\\u003C/script\\u003E" in html
     data = island(response)
     assert data["requests"]["/api/bots/?limit=1000"]["results"][0]["name"] == name
-    # The rendered rows (bot list, performance) carry it as text.
-    escaped = "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;!--"
-    assert f'<th scope="row">{escaped}<div' in html
-    assert f'aria-label="Start {escaped}"' in html
 
 
 def test_initial_0_serves_the_page_without_it() -> None:
     user = make_user()
     make_bot(owner=user)
     client = logged_in(user)
-    without = client.get("/?initial=0")
-    assert island(without) is None
-    assert "data-rendered" not in without.content.decode()
-    assert 'id="trades-more" class="more" hidden' in without.content.decode()
-    page = client.get("/")
-    assert island(page) is not None
-    assert page.content.decode().count("data-rendered") == 5
+    assert island(client.get("/?initial=0")) is None
+    assert island(client.get("/")) is not None
 
 
 def test_its_queries_do_not_grow_with_the_data() -> None:
@@ -209,16 +190,13 @@ def test_a_repeat_takes_the_island_from_the_cache_until_a_write(
 
     services.position_open(bot=bot, symbol="BTC/USDT", side="long", quantity="0.01",
                            price="50000", client_order_id="island-1")  # fmt: skip
-    page = client.get("/")
-    fresh = island(page)
-    trade = bot.trades.get()
-    assert page.context["rows"]["trades"]["rows"].startswith(f'<tr data-trade="{trade.pk}" ')
-    assert page.context["rows"]["trades"]["count"] == "(1)"
-    assert fresh["candles"]["trades"]["results"][0]["id"] == trade.pk
+    fresh = island(client.get("/"))
+    trades = fresh["requests"][request_key("/api/dashboard/trades", {"limit": "50"})]
+    opening = bot.trades.get()
+    assert [t["id"] for t in trades["results"]] == [opening.pk]
+    assert fresh["candles"]["trades"]["results"][0]["id"] == opening.pk
     # Another user's page is never this one's.
     other = make_user()
     make_bot(owner=other, symbols=["BTC/USDT"])
-    theirs = logged_in(other).get("/")
-    assert theirs.context["rows"]["trades"] == {
-        "rows": "", "count": "(0)", "total": "0", "more": "", "lower_bound": "",
-    }  # fmt: skip
+    theirs = island(logged_in(other).get("/"))
+    assert theirs["requests"][request_key("/api/dashboard/trades", {"limit": "50"})]["total"] == 0

@@ -67,19 +67,9 @@ function guard(name, load) {
   };
 }
 
-// A panel the server rendered into the page (web/rows.py: data-rendered on its section) is
-// adopted once, at start, instead of being made again from a body; later loads fetch and render.
-function takeRendered(name) {
-  const el = section(name);
-  if (!el.hasAttribute("data-rendered")) return false;
-  el.removeAttribute("data-rendered");
-  return true;
-}
-
 // --- Panels ------------------------------------------------------------------------------------
 
 const loadStats = guard("stats", async () => {
-  if (takeRendered("stats")) return;
   ui.renderStats($("#stats"), await api.get(`${API}dashboard/stats`));
 });
 
@@ -89,7 +79,7 @@ function botName(id) {
 }
 
 function renderBots() {
-  const rows = [...state.bots.values()].map((bot) => ui.botRow(bot));
+  const rows = [...state.bots.values()].map((bot) => ui.botRow(bot, botAction));
   $("#bots tbody").replaceChildren(...rows);
 }
 
@@ -104,7 +94,7 @@ const loadBots = guard("bots", async () => {
   const body = await api.get(api.query(`${API}bots/`, { limit: 1000 }));
   const errors = new Map([...state.bots.values()].map((b) => [b.id, b.error]));
   state.bots = new Map(body.results.map((bot) => [bot.id, { ...bot, error: errors.get(bot.id) }]));
-  if (!takeRendered("bots")) renderBots();
+  renderBots();
   const options = body.results.map((bot) => [String(bot.id), bot.name]);
   fillSelect($("#equity-bot"), options);
   fillSelect($("#candle-bot"), options);
@@ -151,14 +141,6 @@ const loadEquity = guard("equity", async () => {
 });
 
 const loadPositions = guard("positions", async () => {
-  if (takeRendered("positions")) {
-    state.positions = new Map();
-    for (const tr of $("#positions tbody").rows) {
-      const p = ui.positionOf(tr);
-      state.positions.set(p.id, { p, tr });
-    }
-    return;
-  }
   const body = await api.get(api.query(`${API}dashboard/positions`, { limit: 100 }));
   state.positions = new Map();
   const rows = body.results.map((p) => {
@@ -191,17 +173,6 @@ function addTrades(rows, { atTop }) {
 }
 
 const loadTrades = guard("trades", async () => {
-  if (takeRendered("trades")) {
-    const el = section("trades");
-    const trs = $("#trades tbody").rows;
-    state.tradeIds = new Set([...trs].map((tr) => Number(tr.dataset.trade)));
-    const last = trs[trs.length - 1];
-    state.lastTrade = last ? { id: Number(last.dataset.trade), executed_at: last.dataset.at } : null;
-    state.tradesNext = el.dataset.more ? undefined : null;
-    state.tradesTotal = Number(el.dataset.total);
-    state.tradesTotalIsLowerBound = Boolean(el.dataset.lowerBound);
-    return;
-  }
   const body = await api.get(api.query(`${API}dashboard/trades`, { limit: TRADES_PAGE }));
   $("#trades tbody").replaceChildren();
   state.tradeIds = new Set();
@@ -250,7 +221,6 @@ async function moreTrades() {
 }
 
 const loadPerformance = guard("performance", async () => {
-  if (takeRendered("performance")) return;
   const body = await api.get(api.query(`${API}dashboard/performance`, { period: "30d" }));
   $("#perf-bots tbody").replaceChildren(...body.bots.map(ui.perfBotRow));
   $("#perf-symbols tbody").replaceChildren(...body.symbols.map(ui.perfSymbolRow));
@@ -469,11 +439,6 @@ for (const id of ["#candle-symbol", "#candle-timeframe", "#candle-indicator", "#
   $(id).addEventListener("change", loadCandles);
 }
 $("#trades-more").addEventListener("click", moreTrades);
-$("#bots tbody").addEventListener("click", (event) => {
-  const button = event.target.closest("button[data-action]");
-  const bot = button && state.bots.get(Number(button.closest("tr").dataset.bot));
-  if (bot && !button.disabled) botAction(bot, button.dataset.action);
-});
 new IntersectionObserver((entries) => {
   if (entries.some((e) => e.isIntersecting)) moreTrades();
 }, { root: $("#trades-scroll"), rootMargin: "200px" }).observe($("#trades-more"));  // prettier-ignore

@@ -1,5 +1,4 @@
 // DOM for each panel. Text goes in through textContent only (bot names are user input).
-// web/rows.py renders the same rows on the server for the page's first data: keep them in step.
 import { format, formatPrice, percent, sign, toText, toUnits, unrealizedPnl } from "./decimal.js";
 
 export function h(tag, attrs = {}, ...children) {
@@ -68,9 +67,7 @@ const ACTIONS = [
   ["stop", "Stop", "stopped"],
 ];
 
-// The buttons' clicks are handled once for the whole table (dashboard.js), so rows rendered by
-// the server (web/rows.py) and rows made here behave the same.
-export function botRow(bot) {
+export function botRow(bot, onAction) {
   const allowed = TRANSITIONS[bot.status] || [];
   const controls = h("td", {}, h("div", { class: "controls-cell" },
     ...ACTIONS.map(([action, label, target]) =>
@@ -78,6 +75,7 @@ export function botRow(bot) {
         type: "button", text: label, "data-action": action,
         "aria-label": `${label} ${bot.name}`,
         disabled: !allowed.includes(target),
+        onclick: () => onAction(bot, action),
       }),
     ),
   ));  // prettier-ignore
@@ -97,10 +95,7 @@ export function openQuantity(p) {
 
 export function positionRow(p, botName) {
   const pnl = p.unrealized_pnl ?? unrealizedPnl(p, p.current_price);
-  return h("tr", {
-    "data-position": p.id, "data-symbol": p.symbol, "data-side": p.side,
-    "data-entry": p.entry_price, "data-quantity": p.quantity, "data-closed": p.closed_quantity,
-  },
+  return h("tr", { "data-position": p.id, "data-symbol": p.symbol },
     h("th", { scope: "row", text: p.symbol }),
     h("td", { text: botName || `#${p.bot}` }),
     h("td", { class: p.side === "long" ? "up" : "down", text: p.side }),
@@ -109,15 +104,6 @@ export function positionRow(p, botName) {
     num(formatPrice(p.current_price), "mark"),
     num(format(pnl, 2, { plus: true }), `pnl ${signClass(pnl)}`),
   );  // prettier-ignore
-}
-
-// What markPosition needs of a position, from its row (rows rendered by the server carry no body).
-export function positionOf(tr) {
-  const d = tr.dataset;
-  return {
-    id: Number(d.position), symbol: d.symbol, side: d.side, entry_price: d.entry,
-    quantity: d.quantity, closed_quantity: d.closed,
-  };  // prettier-ignore
 }
 
 export function markPosition(tr, p, price) {
@@ -132,7 +118,7 @@ export function markPosition(tr, p, price) {
 // --- Trades ------------------------------------------------------------------------------------
 
 export function tradeRow(t) {
-  return h("tr", { "data-trade": t.id, "data-at": t.executed_at },
+  return h("tr", { "data-trade": t.id },
     h("td", { text: timeText(t.executed_at) }),
     h("th", { scope: "row", text: t.symbol }),
     h("td", { class: t.side === "buy" ? "up" : "down", text: t.side }),
