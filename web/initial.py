@@ -1,8 +1,8 @@
 """The dashboard's first data, rendered into the page (a JSON data island) so first paint does not
 wait on the browser's API requests.
 
-Each entry is the body of one API request the page's JavaScript would make at start (its lists
-trimmed to the fields the scripts read: ``TRIMMED``), produced by the API view itself (resolved from its URL, called in process with a GET copy of the page
+Each entry is the body of one API request the page's JavaScript would make at start, produced by
+the API view itself (resolved from its URL, called in process with a GET copy of the page
 request: same scoping, parameters, serializer and renderer as over HTTP). Under ASGI the page's
 sync views run one at a time, so nine requests after the HTML cost nine sequential trips; here
 they cost one.
@@ -130,32 +130,6 @@ def initial_data(request: HttpRequest) -> SafeString:
     return mark_safe(island.decode())  # noqa: S308 - every piece is _escaped (like json_script)
 
 
-# The fields of each list the page's scripts read at start (dashboard.js, panels.js, charts.js;
-# keep in step with them): the island carries only these (40 % of its bytes were fields no
-# script read, and every byte is parsed before the scripts run); later reads are whole bodies.
-TRIMMED = {
-    "/api/dashboard/equity-curve": ("t", "equity"),
-    "/api/dashboard/positions": (
-        "id", "bot", "bot_name", "symbol", "side", "quantity", "closed_quantity", "entry_price",
-        "current_price", "unrealized_pnl",
-    ),
-    "/api/dashboard/trades": (
-        "id", "bot", "symbol", "side", "quantity", "price", "realized_pnl", "executed_at",
-    ),
-}  # fmt: skip
-CANDLE_COLUMNS = 5  # time, open, high, low, close (not the volume)
-
-
-def _trimmed(path: str, body: bytes) -> bytes:
-    """``body`` with only the ``results`` fields of ``TRIMMED[path]`` (unchanged otherwise)."""
-    fields = TRIMMED.get(path)
-    if fields is None:
-        return body
-    data = orjson.loads(body)
-    data["results"] = [{name: row[name] for name in fields} for row in data["results"]]
-    return orjson.dumps(data)
-
-
 def _rest(request: HttpRequest, bots_body: bytes | None) -> tuple[list[bytes], bytes]:
     """Every entry but the bot list (``"key":body`` pieces), and the candle panel's data, each
     already escaped (what the cache keeps: a hit escapes nothing but the bot list)."""
@@ -165,7 +139,6 @@ def _rest(request: HttpRequest, bots_body: bytes | None) -> tuple[list[bytes], b
             continue
         body = _get(request, path, params)
         if body is not None:
-            body = _trimmed(path, body)
             parts.append(_escaped(orjson.dumps(request_key(path, params)) + b":" + body))
     return parts, _escaped(_candles(request, bots_body))
 
@@ -178,9 +151,8 @@ def _cache_key(request: HttpRequest, version: int, symbol: str | None) -> str:
         f"{request.user.pk}:{version}:{int(now // settings.DASHBOARD_CACHE_SECONDS)}:"
         f"{symbol}:{int(now // CANDLE_TIMEFRAME_SECONDS)}:{settings.MARKET_DATA_PROVIDER}"
     )
-    # v3: the values are escaped pieces of trimmed bodies (a value of a version before is never
-    # read as one).
-    return "dash:island:v3:" + hashlib.blake2b(ident.encode(), digest_size=12).hexdigest()
+    # v2: the values are escaped pieces (a value of the version before is never read as one).
+    return "dash:island:v2:" + hashlib.blake2b(ident.encode(), digest_size=12).hexdigest()
 
 
 def _first_symbol(bots_body: bytes | None) -> str | None:
@@ -209,9 +181,6 @@ def _candles(request: HttpRequest, bots_body: bytes | None) -> bytes:
     )
     if ohlcv is None or indicators is None or trades is None:
         return b"null"
-    candles = orjson.loads(ohlcv)
-    candles["candles"] = [c[:CANDLE_COLUMNS] for c in candles["candles"]]
-    ohlcv, trades = orjson.dumps(candles), _trimmed("/api/dashboard/trades", trades)
     head = orjson.dumps(
         {
             "symbol": symbol,
