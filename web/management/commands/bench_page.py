@@ -9,7 +9,10 @@ DATABASE_URL/REDIS_URL, then measures:
    page as served (its first data inside, web/initial.py) and ``/?initial=0`` (every panel
    fetched by the browser, as before), with the ratio; and ``blank``, the browser's own floor:
    a page of one paragraph and one inline script that sets the same mark, from a plain HTTP
-   server in this process (no Django), loaded the same way in turn with the others.
+   server in this process (no Django), loaded the same way in turn with the others. Each warm
+   load also reports *painted*: the end of the first frame after the mark (an init script the
+   benchmark adds to every page, so the baseline's too), i.e. rows and charts laid out and
+   painted once, which the page's own mark does not include.
 2. **Event latency**: from the commit of an event (``trading/events.py`` stamps it) to its
    arrival in the page's JavaScript, p50/p95.
 3. **Sockets**: N websocket clients of one user connected to the one server process; the
@@ -224,6 +227,26 @@ class Command(BaseCommand):
         from playwright.sync_api import sync_playwright
 
         ready_js = "() => performance.getEntriesByName('zb:panels-ready')[0].startTime"
+        # "Painted": the end of the first frame after the mark, set by the benchmark in every
+        # page (the baseline's and the blank one's too): a requestAnimationFrame callback runs
+        # before that frame's style, layout and paint, a task it queues runs after them. The
+        # page's mark says its rows and charts are in the document; this one says they have
+        # been laid out and painted once (a page could put its layout after its mark).
+        painted_init = """
+          new MutationObserver((_, observer) => {
+            if (document.body && document.body.dataset.ready === '1') {
+              observer.disconnect();
+              requestAnimationFrame(() => setTimeout(() => performance.mark('zb:painted')));
+            }
+          }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-ready'] });
+        """
+        painted_js = """() => new Promise((done) => {
+          const read = () => {
+            const mark = performance.getEntriesByName('zb:painted')[0];
+            if (mark) done(mark.startTime); else setTimeout(read, 20);
+          };
+          read();
+        })"""
         # Where a load's time goes (Navigation/Resource/Paint Timing and the page's own
         # zb:render:* measures), read after each warm load.
         breakdown_js = """() => {
@@ -276,6 +299,7 @@ class Command(BaseCommand):
                     for name, url in variants.items():
                         # cookies only: a cold cache
                         context = browser.new_context(storage_state=state)
+                        context.add_init_script(painted_init)
                         page = context.new_page()
                         page.set_viewport_size({"width": 1400, "height": 900})
                         page.goto(url)
@@ -284,7 +308,11 @@ class Command(BaseCommand):
                         page.reload()
                         page.wait_for_selector("body[data-ready='1']", timeout=30_000)
                         warm[name].append(page.evaluate(ready_js))
-                        breakdowns[name].append(page.evaluate(breakdown_js))
+                        breakdown = page.evaluate(breakdown_js)
+                        breakdown["painted (first frame after the mark)"] = page.evaluate(
+                            painted_js
+                        )
+                        breakdowns[name].append(breakdown)
                         context.close()
                 # Event latency: one open page, events published from this process.
                 context = browser.new_context(storage_state=state)
@@ -346,6 +374,16 @@ class Command(BaseCommand):
                 if values["island"] and values.get(other):
                     ratio = statistics.median(values[other]) / statistics.median(values["island"])
                     self.stdout.write(f"   {label}: {other} p50 / island p50 = {ratio:.2f}x")
+            if label == "warm" and breakdowns["island"]:
+                key = "painted (first frame after the mark)"
+                painted = {n: [b[key] for b in breakdowns[n]] for n in variants}
+                for name in variants:
+                    self.stdout.write(f"   {name:<8} warm, painted:     {_summary(painted[name])}")
+                if painted.get("baseline"):
+                    ratio = statistics.median(painted["baseline"]) / statistics.median(
+                        painted["island"]
+                    )
+                    self.stdout.write(f"   warm painted: baseline p50 / island p50 = {ratio:.2f}x")
             if values["island"] and values["blank"]:
                 own = statistics.median(values["island"]) - statistics.median(values["blank"])
                 self.stdout.write(
