@@ -68,7 +68,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "zerobot.lib.middleware.MessageMiddleware",  # Django's, but none on /api/
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
