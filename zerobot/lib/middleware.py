@@ -121,9 +121,8 @@ class ContentSecurityPolicyMiddleware:
 
 class MessageMiddleware(DjangoMessageMiddleware):
     """Django's message storage, but not under ``/api/``: no API view reads or writes messages
-    (the admin does), and building the storage (a cookie signer, its key derivation) cost every
-    API request ~2 % of its time in a profile under the dashboard mix. The admin's check
-    (admin.E406) accepts a subclass."""
+    (the admin does), and building the storage (a cookie signer per request) showed in a profile
+    of a worker under the dashboard mix. The admin's check (admin.E406) accepts a subclass."""
 
     def process_request(self, request: HttpRequest) -> None:
         if not is_api(request):
