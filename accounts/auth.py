@@ -53,12 +53,22 @@ def _build(token_row: tuple, user_row: tuple, user_fields: list[str]) -> ApiToke
     return token
 
 
-def token_with_user(digest: str) -> ApiToken | None:
+_NOT_PREFETCHED: Any = object()
+
+
+def token_with_user(digest: str, prefetched: Any = _NOT_PREFETCHED) -> ApiToken | None:
     """``ApiToken.objects.select_related("user").filter(digest=digest).first()``: from the token
-    cache (``accounts/tokencache.py``, one Redis GET), else in one precompiled statement
-    (``digest`` is unique: at most one row), then cached."""
+    cache (``accounts/tokencache.py``, one Redis GET, or ``prefetched``: the raw entry or None
+    that a read ahead of authentication got), else in one precompiled statement (``digest`` is
+    unique: at most one row), then cached."""
     _, _, user_fields, cached_columns = _fields()
-    cached = tokencache.get(digest)
+    if prefetched is _NOT_PREFETCHED:
+        cached = tokencache.get(digest)
+    else:
+        try:
+            cached = tokencache.loads(prefetched)
+        except Exception:  # not an entry of ours (another version's format): a miss
+            cached = None
     if cached is not None:
         token_row, user_row = cached
         return _build(token_row, user_row, [user_fields[i] for i in cached_columns])
@@ -77,6 +87,18 @@ def token_with_user(digest: str) -> ApiToken | None:
     return token
 
 
+def token_digest(request: Any) -> str | None:
+    """The digest of a well-formed ``Authorization: Token <key>`` header, else None (what
+    ``TokenAuthentication`` would refuse or leave to another authentication)."""
+    parts = get_authorization_header(request).split()
+    if len(parts) != 2 or parts[0].lower() != KEYWORD or len(parts[1]) > MAX_KEY_LENGTH:
+        return None
+    try:
+        return digest_of(parts[1].decode("ascii"))
+    except UnicodeDecodeError:
+        return None
+
+
 class TokenAuthentication(BaseAuthentication):
     """The token row and its user in one query (``digest`` is unique). Sliding expiry writes
     the new expiry at most once per refresh interval (a tenth of the TTL, at most an hour), not
@@ -92,7 +114,12 @@ class TokenAuthentication(BaseAuthentication):
             key = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        token = token_with_user(digest_of(key))
+        digest = digest_of(key)
+        prefetched = getattr(request._request, tokencache.PREFETCHED, None)
+        if prefetched is not None and prefetched[0] == digest:
+            token = token_with_user(digest, prefetched[1])
+        else:
+            token = token_with_user(digest)
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid token.")
         now = timezone.now()

@@ -6,6 +6,9 @@ revocation deletes the entries there in the same code path as the database rows:
 
 - ``<prefix>:tok:<digest>``: the token row and its user's row (without the password hash);
   TTL ``API_TOKEN_CACHE_SECONDS`` (a backstop: nothing relies on it while Redis answers);
+- ``<prefix>:tokuid:<digest>``: that user's id, beside the entry (same TTL, same set), so one
+  Redis script can read the token and, by its user, the dashboard's data version and cached body
+  in a single round trip (``trading/conditional.py``, ``prefetch``);
 - ``<prefix>:tokset:<user>``: the keys of that user's cached tokens;
 - ``<prefix>:tokgen``: one counter moved by every ``forget_user``, whoever's.
 
@@ -37,16 +40,21 @@ from zerobot.lib.redis_client import shared_redis
 logger = logging.getLogger("zerobot.cache")
 _OUTAGE = {"cache_outage": True}  # one line per outage and minute (zerobot.lib.logfilters)
 
-# KEYS: entry, user's set, generation. ARGV: value, ttl, the generation read before the
-# database (empty: none was there yet).
+# KEYS: entry, user's set, generation, user id key. ARGV: value, ttl, the generation read
+# before the database (empty: none was there yet), user id.
 _FILL = """
 local gen = redis.call('GET', KEYS[3]) or ''
 if gen ~= ARGV[3] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('SADD', KEYS[2], KEYS[1])
+redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[2])
+redis.call('SADD', KEYS[2], KEYS[1], KEYS[4])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 return 1
 """
+# The name under which a lookup made ahead of authentication (one round trip with other reads,
+# ``trading/conditional.py``) hands its result to ``token_with_user``: ``(digest, raw entry or
+# None)`` on the HttpRequest.
+PREFETCHED = "zb_token_prefetched"
 # KEYS: user's set, generation.
 _FORGET = """
 redis.call('INCR', KEYS[2])
@@ -78,6 +86,14 @@ def _entry_key(digest: str) -> str:
     return f"{settings.CACHE_KEY_PREFIX}:tok:{digest}"
 
 
+def user_id_key(digest: str) -> str:
+    return f"{settings.CACHE_KEY_PREFIX}:tokuid:{digest}"
+
+
+def entry_key(digest: str) -> str:
+    return _entry_key(digest)
+
+
 def _set_key(user_id: int) -> str:
     return f"{settings.CACHE_KEY_PREFIX}:tokset:{int(user_id)}"
 
@@ -97,6 +113,11 @@ def get(digest: str) -> tuple[tuple, tuple] | None:
     except Exception as exc:
         logger.warning("token cache unavailable: %s", exc, extra=_OUTAGE)
         return None
+    return loads(raw)
+
+
+def loads(raw: bytes | None) -> tuple[tuple, tuple] | None:
+    """An entry's ``(token row, user row)`` (None for None)."""
     return pickle.loads(raw) if raw is not None else None  # noqa: S301 - our own Redis, our rows
 
 
@@ -121,8 +142,8 @@ def fill(digest: str, user_id: int, gen: bytes, token_row: tuple, user_row: tupl
     value = pickle.dumps((token_row, user_row), protocol=pickle.HIGHEST_PROTOCOL)
     try:
         done = _script(client, _FILL)(
-            keys=[_entry_key(digest), _set_key(user_id), _gen_key()],
-            args=[value, _seconds(), gen],
+            keys=[_entry_key(digest), _set_key(user_id), _gen_key(), user_id_key(digest)],
+            args=[value, _seconds(), gen, int(user_id)],
         )
     except Exception as exc:
         logger.warning("token cache not filled: %s", exc, extra=_OUTAGE)
@@ -146,7 +167,7 @@ def forget_token(digest: str) -> None:
     if client is None:
         return
     try:
-        client.delete(_entry_key(digest))
+        client.delete(_entry_key(digest), user_id_key(digest))
     except Exception as exc:
         logger.warning("cached token not forgotten: %s", exc, extra=_OUTAGE)
 

@@ -32,8 +32,13 @@ logger = logging.getLogger("zerobot.cache")
 _OUTAGE = {"cache_outage": True}  # one line per outage and minute (zerobot.lib.logfilters)
 
 
+def key_prefix() -> str:
+    """Every user's version key is this prefix and the user's id."""
+    return f"{settings.CACHE_KEY_PREFIX}:dv:"
+
+
 def _key(owner_id: int) -> str:
-    return f"{settings.CACHE_KEY_PREFIX}:dv:{int(owner_id)}"
+    return f"{key_prefix()}{int(owner_id)}"
 
 
 def current(owner_id: int) -> int | None:

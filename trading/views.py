@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 
 from trading import dashboard, events, services
 from trading import serializers as s
-from trading.conditional import conditional
+from trading.conditional import Prefetch, conditional
 from trading.models import Bot, Position, Trade
 from trading.querysets import BotNotFound
 from zerobot.lib.pagination import (
@@ -363,7 +363,7 @@ def _scope(request: Request) -> dashboard.Scope:
     return dashboard.Scope(owner_id=request.user.pk, bot_id=id_param(request, "bot"))
 
 
-class DashboardStatsView(APIView):
+class DashboardStatsView(Prefetch, APIView):
     """Bots by status, equity, cash, realized/unrealized PnL, return %, open positions, trade
     count and win rate. Balances are current; PnL and counts are all-time (``period`` does not
     apply: see /performance for a period)."""
@@ -381,7 +381,7 @@ class DashboardStatsView(APIView):
             raise _not_found("bot") from None
 
 
-class DashboardEquityCurveView(APIView):
+class DashboardEquityCurveView(Prefetch, APIView):
     """Equity over the period, down-sampled by the database to at most ``points`` buckets;
     one bot (``?bot=``, the per-bot equity endpoint) or summed across the user's bots."""
 
@@ -407,7 +407,7 @@ class DashboardEquityCurveView(APIView):
                          "points": points, "results": results})  # fmt: skip
 
 
-class DashboardPositionsView(APIView):
+class DashboardPositionsView(Prefetch, APIView):
     """Open positions with their bot's name and unrealized PnL (paginated)."""
 
     @extend_schema(
@@ -420,7 +420,7 @@ class DashboardPositionsView(APIView):
         return Response(positions_page(request, open_only=True, bot_name=True))
 
 
-class DashboardTradesView(APIView):
+class DashboardTradesView(Prefetch, APIView):
     """Recent trades, newest first (paginated; same filters as /api/trades/)."""
 
     @extend_schema(
@@ -433,7 +433,7 @@ class DashboardTradesView(APIView):
         return Response(trades_page(request))
 
 
-class DashboardPerformanceView(APIView):
+class DashboardPerformanceView(Prefetch, APIView):
     """Per bot and per symbol: trades, wins, losses, win rate, realized PnL, profit factor,
     average win/loss (all-time running totals), max drawdown over the period (equity snapshots),
     and PnL per UTC day over the period."""

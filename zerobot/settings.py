@@ -68,7 +68,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "zerobot.lib.middleware.MessageMiddleware",  # Django's, but none on /api/
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -153,6 +153,11 @@ DB_POOL_COMMAND_CONNECTIONS = env_int("DB_POOL_COMMAND_CONNECTIONS", 3, minimum=
 # cancelled request answers 503 + Retry-After. manage.py defaults it to 0 for commands (seeding,
 # rebuilds and syncs run long statements on purpose); bot runners set their own.
 DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 5_000, minimum=0, maximum=3_600_000)
+# Server-side parameter binding, and with it PostgreSQL prepared statements after a statement ran
+# DB_PREPARE_THRESHOLD times on a connection (psycopg's prepare_threshold; Django's client-side
+# binding, the default, never prepares). Off by default: PERFORMANCE.md, "Over HTTP", measured it.
+DB_SERVER_SIDE_BINDING = env_bool("DB_SERVER_SIDE_BINDING", False)
+DB_PREPARE_THRESHOLD = env_int("DB_PREPARE_THRESHOLD", 2, minimum=0, maximum=1000)
 
 
 def _database_from_url(url: str | None) -> dict:
@@ -182,6 +187,11 @@ def _database_from_url(url: str | None) -> dict:
         "OPTIONS": {
             # libpq: set for the session of every pooled connection, no statement per request.
             "options": f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
+            **(
+                {"server_side_binding": True, "prepare_threshold": DB_PREPARE_THRESHOLD}
+                if DB_SERVER_SIDE_BINDING
+                else {}
+            ),
             "pool": {
                 "min_size": DB_POOL_MIN_SIZE,
                 "max_size": DB_POOL_MAX_SIZE,

@@ -225,7 +225,21 @@ def _http(r: dict[str, Any]) -> list[str]:
         lines.append(f"| {label} | {row['rps']:.0f} | {lat.get('p50', 0):.1f} | "
                      f"{lat.get('p95', 0):.1f} | {lat.get('p99', 0):.1f} | {row['errors']} | "
                      f"{row['statuses']} | {share:.0%} |")  # fmt: skip
-    return [*lines, "", f"Pooled / unpooled (full mix, req/s): {h['pooled_vs_unpooled']:.2f}x.", ""]
+    lines += ["", f"Pooled / unpooled (full mix, req/s): {h['pooled_vs_unpooled']:.2f}x.", ""]
+    if b := h.get("baseline"):
+        lines += [
+            f"Against `--baseline {b['checkout']}` (its own gunicorn, same database, slices "
+            "interleaved with ours):", "",
+            "| load | ours req/s | baseline req/s | ours / baseline |", "| --- | --- | --- | --- |",
+            f"| `{CEILING}` | {h['ceiling']['rps']:.0f} | {b['ceiling']['rps']:.0f} | "
+            f"{b['ceiling_vs_baseline']:.2f}x |",
+            f"| dashboard mix, full | {h['mix_full']['rps']:.0f} | {b['mix_full']['rps']:.0f} | "
+            f"{b['mix_full_vs_baseline']:.2f}x (median of slices "
+            f"{b['mix_full_vs_baseline_median']:.2f}x) |", "",
+            f"Full mix / own ceiling, median of slices: ours {b['share_of_ceiling_median']:.0%}, "
+            f"baseline {b['baseline_share_of_ceiling_median']:.0%}.", "",
+        ]  # fmt: skip
+    return lines
 
 
 def _page(r: dict[str, Any]) -> list[str]:

@@ -88,3 +88,38 @@ def test_never_takes_over_an_existing_database_it_did_not_make() -> None:
         database.create("postgres")
     with pytest.raises(CommandError, match="choose another name"):
         database.create(settings.DATABASES["default"]["NAME"])
+
+
+def test_only_skips_every_other_phase_and_baseline_is_forwarded(tmp_path: Path) -> None:
+    from monitoring.management.commands import bench
+
+    options = {"skip": [], "only": ["http"], "baseline": str(tmp_path)}
+    assert bench._skipped(options) == [name for name, _ in bench.PHASES if name != "http"]
+    assert bench._skipped({"skip": ["page"], "only": []}) == ["page"]
+    forwarded = bench._forwarded({**{name: 1 for name in bench.FORWARDED}, **options})
+    assert forwarded[-2:] == ["--baseline", str(tmp_path.resolve())]
+    assert forwarded.count("--skip") == len(bench.PHASES) - 1
+
+
+def test_baseline_figures_are_ours_over_theirs_slice_by_slice() -> None:
+    from monitoring.management.commands.bench import _baseline_figures
+
+    def load(slices: list[float]) -> dict:
+        return {"rps": sum(slices) / len(slices), "slice_rps": slices}
+
+    measured = {
+        "ceiling": load([1000, 500, 1000]), "mix_full": load([600, 200, 400]),
+        "baseline_ceiling": load([1000, 1000, 500]), "baseline_mix_full": load([300, 200, 200]),
+    }  # fmt: skip
+    b = _baseline_figures(measured, "/elsewhere")["baseline"]
+    assert "baseline_mix_full" not in measured and "baseline_ceiling" not in measured
+    assert b["mix_full_vs_baseline"] == 1.71  # 400 / 233.3
+    assert b["mix_full_vs_baseline_median"] == 2.0  # median of 2.0, 1.0, 2.0
+    assert b["share_of_ceiling_median"] == 0.4  # median of 0.6, 0.4, 0.4
+    assert b["baseline_share_of_ceiling_median"] == 0.3  # median of 0.3, 0.2, 0.4
+    assert b["checkout"] == "/elsewhere" and "1.71x" in b["summary"]
+
+
+def test_baseline_must_be_a_checkout(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match=r"no manage\.py"):
+        call_command("bench", "--only", "http", "--baseline", str(tmp_path))

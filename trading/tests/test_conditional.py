@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 from django.db import transaction
 from django.test import Client
+from rest_framework.test import APIClient
 
+from accounts.models import ApiToken
+from accounts.services import token_create, token_revoke
 from trading import dataversion, services
 from trading.models import Bot, Position
 from trading.tests.factories import make_bot, make_user
@@ -28,6 +31,15 @@ def logged_in(user: Any) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+def with_token(user: Any) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_create(user=user).key}")
+    return client
+
+
+CLIENTS = {"session": logged_in, "token": with_token}
 
 
 def test_etag_then_304_then_the_cached_body(django_assert_num_queries: Any) -> None:
@@ -108,16 +120,22 @@ WRITES: list[tuple[Callable[..., None], str, Callable[[dict], Any]]] = [
 ]  # fmt: skip
 
 
+@pytest.mark.parametrize("auth", sorted(CLIENTS))  # token: the one-round-trip prefetch
 @pytest.mark.parametrize(("write", "path", "changed"), WRITES, ids=[w[0].__name__ for w in WRITES])
 def test_each_write_invalidates_what_it_changes(
-    write: Callable[..., None], path: str, changed: Callable[[dict], Any]
+    write: Callable[..., None],
+    path: str,
+    changed: Callable[[dict], Any],
+    auth: str,
+    settings: Any,
 ) -> None:
     user = make_user()
     # Only an active bot opens; starting or deleting one needs it inactive.
     bot = make_bot(owner=user, status="inactive" if write in (_start, _delete) else "active")
     if write is _position_close:
         _open(bot)
-    client = logged_in(user)
+    settings.API_TOKEN_CACHE_SECONDS = 30
+    client = CLIENTS[auth](user)
     before = client.get(path)
     assert before.status_code == 200 and not changed(before.json())
     assert client.get(path).content == before.content  # cached
@@ -231,3 +249,70 @@ def test_a_rebuild_is_not_served_from_the_cache() -> None:
     services.stats_rebuild(bot_ids=[bot.pk])  # then repaired
     after = client.get("/api/dashboard/performance", headers={"If-None-Match": before["ETag"]})
     assert after.status_code == 200 and after.json()["bots"][0]["trades"] == 2
+
+
+@pytest.fixture
+def round_trips(monkeypatch: Any) -> list[int]:
+    """Redis round trips of this process (commands written to a connection)."""
+    from zerobot.lib import redis_breaker
+
+    sent = [0]
+    original = redis_breaker.BreakerConnection.send_packed_command
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> None:
+        sent[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis_breaker.BreakerConnection, "send_packed_command", counted)
+    return sent
+
+
+def test_a_token_repeat_is_one_redis_round_trip_and_no_query(
+    round_trips: list[int], django_assert_num_queries: Any, settings: Any
+) -> None:
+    settings.API_TOKEN_CACHE_SECONDS = 30
+    user = make_user()
+    make_bot(owner=user)
+    client = with_token(user)
+    first = client.get("/api/dashboard/stats")  # fills the token cache and the body
+    assert first.status_code == 200
+    for headers, status in (({}, 200), ({"If-None-Match": first["ETag"]}, 304)):
+        round_trips[0] = 0
+        with django_assert_num_queries(0):
+            again = client.get("/api/dashboard/stats", headers=headers)
+        assert again.status_code == status and again["ETag"] == first["ETag"]
+        # token, data version and body in one script (it was three GETs)
+        assert round_trips[0] == 1
+    assert again.status_code == 304 or again.content == first.content
+
+
+@pytest.mark.parametrize("change", ["revoke", "deactivate"])
+def test_a_cached_body_is_refused_to_a_token_revoked_at_once(change: str, settings: Any) -> None:
+    settings.API_TOKEN_CACHE_SECONDS = 30  # the token cached too: the prefetch's case
+    user = make_user()
+    make_bot(owner=user)
+    client = with_token(user)
+    first = client.get("/api/dashboard/stats")
+    assert client.get("/api/dashboard/stats").content == first.content  # from the cache
+    if change == "revoke":
+        token_revoke(token=ApiToken.objects.get(user=user))
+    else:
+        user.is_active = False
+        user.save()
+    assert client.get("/api/dashboard/stats").status_code == 401
+    refused = client.get("/api/dashboard/stats", headers={"If-None-Match": first["ETag"]})
+    assert refused.status_code == 401
+
+
+def test_two_users_tokens_never_share_a_body_or_a_tag(settings: Any) -> None:
+    settings.API_TOKEN_CACHE_SECONDS = 30
+    alice, bob = make_user(), make_user()
+    make_bot(owner=alice)
+    for _ in range(2):
+        make_bot(owner=bob)
+    a, b = with_token(alice), with_token(bob)
+    for _ in range(2):  # the second round from the cache
+        mine, theirs = a.get("/api/dashboard/stats"), b.get("/api/dashboard/stats")
+        assert mine.json()["bots"]["total"] == 1 and theirs.json()["bots"]["total"] == 2
+        assert mine["ETag"] != theirs["ETag"]
+    assert b.get("/api/dashboard/stats", headers={"If-None-Match": mine["ETag"]}).status_code == 200

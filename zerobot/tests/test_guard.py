@@ -91,3 +91,20 @@ def test_the_deploy_posture_is_on_without_debug(monkeypatch: pytest.MonkeyPatch)
     )
     response = Client().get("/healthz")
     assert "default-src 'self'" in response["Content-Security-Policy"]
+
+
+def test_api_routes_get_no_message_storage_and_the_admin_keeps_it(user: Any) -> None:
+    from django.core.management import call_command
+
+    api = APIClient()
+    api.force_authenticate(user)
+    response = api.get("/api/dashboard/stats")
+    assert response.status_code == 200
+    assert not hasattr(response.wsgi_request, "_messages")
+    user.is_staff = user.is_superuser = True
+    user.save()
+    admin = Client()
+    admin.force_login(user)
+    page = admin.get("/admin/")
+    assert page.status_code == 200 and hasattr(page.wsgi_request, "_messages")
+    call_command("check", "--fail-level", "ERROR")  # admin.E406 accepts the subclass

@@ -12,7 +12,7 @@ SETTINGS = Path(__file__).resolve().parents[1] / "settings.py"
 VARIABLES = [
     "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "DB_POOL_MIN_SIZE", "DB_POOL_MAX_SIZE",
     "DB_POOL_TIMEOUT", "WEB_CONCURRENCY", "DB_POOL_OTHER_PROCESSES", "DB_POOL_COMMAND_CONNECTIONS", "DB_POOL_DISABLED", "REDIS_URL", "REDIS_CONNECT_TIMEOUT",
-    "REDIS_SOCKET_TIMEOUT", "REDIS_MAX_CONNECTIONS",
+    "REDIS_SOCKET_TIMEOUT", "REDIS_MAX_CONNECTIONS", "DB_SERVER_SIDE_BINDING", "DB_PREPARE_THRESHOLD",
 ]  # fmt: skip
 
 
@@ -134,3 +134,15 @@ def test_db_pool_disabled_drops_the_pool_for_benchmarks(monkeypatch: pytest.Monk
         "pool"
         in load(monkeypatch, DATABASE_URL="postgres://x@h/db")["DATABASES"]["default"]["OPTIONS"]
     )
+
+
+def test_server_side_binding_and_prepared_statements_are_opt_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    options = load(monkeypatch, DATABASE_URL="postgres://x@h/db")["DATABASES"]["default"]["OPTIONS"]
+    assert "server_side_binding" not in options and "prepare_threshold" not in options
+    options = load(
+        monkeypatch, DATABASE_URL="postgres://x@h/db", DB_SERVER_SIDE_BINDING="1",
+        DB_PREPARE_THRESHOLD="1",
+    )["DATABASES"]["default"]["OPTIONS"]  # fmt: skip
+    assert options["server_side_binding"] is True and options["prepare_threshold"] == 1

@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -99,9 +100,23 @@ def _forwarded(options: dict[str, Any]) -> list[str]:
     argv = []
     for name in FORWARDED:
         argv += [f"--{name.replace('_', '-')}", str(options[name])]
-    for phase in options["skip"]:
+    for phase in _skipped(options):
         argv += ["--skip", phase]
+    if options.get("baseline"):
+        argv += ["--baseline", str(Path(options["baseline"]).resolve())]
     return argv
+
+
+def _skipped(options: dict[str, Any]) -> list[str]:
+    """``--skip`` phases, and with ``--only`` every phase not named."""
+    only = options.get("only") or []
+    return [name for name, _ in PHASES if name in options["skip"] or (only and name not in only)]
+
+
+def baseline_python(checkout: Path) -> str:
+    """The other checkout's interpreter (its ``.venv``), else ours."""
+    python = checkout / ".venv" / "bin" / "python"
+    return str(python) if python.exists() else sys.executable
 
 
 def _ints(text: str) -> list[int]:
@@ -133,6 +148,7 @@ class Load:
         self.statuses: Counter = Counter()
         self.latencies: list[float] = []
         self.seconds = 0.0
+        self.slice_rps: list[float] = []  # req/s of each slice, in order
 
     def run(self, seconds: float) -> None:
         slice_ = _load(self.base, self.paths, self.headers, self.clients, seconds,
@@ -140,6 +156,7 @@ class Load:
         self.statuses.update(slice_["statuses"])
         self.latencies += slice_["latencies"]
         self.seconds += seconds
+        self.slice_rps.append(round(len(slice_["latencies"]) / seconds, 1) if seconds else 0.0)
 
     def result(self) -> dict[str, Any]:
         errors = sum(n for status, n in self.statuses.items() if status == 0 or status >= 500)
@@ -151,6 +168,7 @@ class Load:
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "errors": errors,
             "latency_ms": compare.stats(self.latencies),
+            "slice_rps": self.slice_rps,
         }
 
 
@@ -193,6 +211,51 @@ def _load(
     for thread in threads:
         thread.join(timeout=seconds + 60)
     return {"statuses": statuses, "latencies": latencies}
+
+
+def _slice_line(loads: dict[str, Load]) -> str:
+    """The last slice of the baseline's loads and ours, req/s (progress while it runs)."""
+    parts = []
+    for name in ("ceiling", "mix_full", "baseline_ceiling", "baseline_mix_full"):
+        load = loads[name]
+        parts.append(f"{name} {load.slice_rps[-1]:.0f}")
+    return ", ".join(parts) + " req/s"
+
+
+def _baseline_figures(measured: dict[str, Any], checkout: str) -> dict[str, Any]:
+    """Ours against the other checkout's server, same run and database, interleaved slice by
+    slice: totals, and the median of the per-slice ratios (each pair of slices ran back to
+    back, under the same neighbours)."""
+    mix, base_ceiling_row = measured.pop("baseline_mix_full"), measured.pop("baseline_ceiling")
+    ours, theirs = measured["mix_full"]["rps"], mix["rps"]
+    ceiling, base_ceiling = measured["ceiling"]["rps"], base_ceiling_row["rps"]
+
+    def median_ratio(top: list[float], bottom: list[float]) -> float:
+        return round(
+            statistics.median(a / max(b, 0.1) for a, b in zip(top, bottom, strict=True)), 2
+        )
+
+    ours_slices, theirs_slices = measured["mix_full"]["slice_rps"], mix["slice_rps"]
+    figures: dict[str, Any] = {
+        "checkout": checkout,
+        "ceiling": base_ceiling_row,
+        "mix_full": mix,
+        "mix_full_vs_baseline": round(ours / max(theirs, 0.1), 2),
+        "mix_full_vs_baseline_median": median_ratio(ours_slices, theirs_slices),
+        "ceiling_vs_baseline": round(ceiling / max(base_ceiling, 0.1), 2),
+        "share_of_ceiling_median": median_ratio(ours_slices, measured["ceiling"]["slice_rps"]),
+        "baseline_share_of_ceiling_median": median_ratio(
+            theirs_slices, base_ceiling_row["slice_rps"]
+        ),
+    }
+    figures["summary"] = (
+        f"full mix {ours:.0f} req/s vs baseline {theirs:.0f} req/s: "
+        f"{figures['mix_full_vs_baseline']:.2f}x (median of slices "
+        f"{figures['mix_full_vs_baseline_median']:.2f}x); ceiling {ceiling:.0f} vs "
+        f"{base_ceiling:.0f} req/s; share of own ceiling (median of slices) "
+        f"{figures['share_of_ceiling_median']:.0%} vs {figures['baseline_share_of_ceiling_median']:.0%}"
+    )
+    return {"baseline": figures}
 
 
 class Command(BaseCommand):
@@ -244,6 +307,16 @@ class Command(BaseCommand):
             "--skip", action="append", default=[], choices=[name for name, _ in PHASES],
             help="Leave a phase out (repeatable).",
         )  # fmt: skip
+        parser.add_argument(
+            "--only", action="append", default=[], choices=[name for name, _ in PHASES],
+            help="Run only this phase (repeatable); the others are skipped.",
+        )  # fmt: skip
+        parser.add_argument(
+            "--baseline", metavar="DIR",
+            help="http phase: also start gunicorn from the checkout DIR (e.g. `git worktree add "
+            "DIR main`) on the same benchmark database, its own cache key prefix, and "
+            "interleave its ceiling and full mix with ours: req/s each and ours / baseline.",
+        )  # fmt: skip
         # Internal: the process that measures, started by the one you run (module docstring).
         parser.add_argument("--in-bench-database", action="store_true", help=SUPPRESS)
         parser.add_argument("--deadline", type=float, default=0.0, help=SUPPRESS)
@@ -251,6 +324,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.DEBUG:
             raise CommandError("DEBUG is on: the figures would be several times the real ones.")
+        if options["baseline"] and not (Path(options["baseline"]) / "manage.py").is_file():
+            raise CommandError(f"--baseline {options['baseline']}: no manage.py there.")
         if options["in_bench_database"]:
             return self._measure(options)
         return self._orchestrate(options)
@@ -338,9 +413,10 @@ class Command(BaseCommand):
             "data": data,
             "skipped": {},
         }
+        skipped = _skipped(options)
         for number, (name, _) in enumerate(PHASES, 1):
             label = f"[{number}/{len(PHASES)}] {name}"
-            if name in options["skip"]:
+            if name in skipped:
                 results["skipped"][name] = "--skip"
                 continue
             if time.monotonic() > self.deadline:
@@ -456,7 +532,8 @@ class Command(BaseCommand):
                 }
         return rows
 
-    def _server(self, pooled: bool) -> tuple[str, subprocess.Popen]:
+    def _server(self, pooled: bool, checkout: Path | None = None) -> tuple[str, subprocess.Popen]:
+        """gunicorn on a free port, from this checkout or (``checkout``) another one."""
         port = _free_port()
         env = {
             **os.environ,
@@ -466,9 +543,14 @@ class Command(BaseCommand):
             "SECRET_KEY": settings.SECRET_KEY, "DB_POOL_DISABLED": "0" if pooled else "1",
         }  # fmt: skip
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        server = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "zerobot.wsgi"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        python = sys.executable
+        if checkout is not None:
+            python = baseline_python(checkout)
+            # Its own keys: the two versions' token cache entries need not share a format.
+            env["CACHE_KEY_PREFIX"] = f"{settings.CACHE_KEY_PREFIX}-baseline"
+        server = subprocess.Popen(  # noqa: S603 - an interpreter and arguments chosen here
+            [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "zerobot.wsgi"],
+            cwd=checkout or REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         return f"http://127.0.0.1:{port}", server
 
@@ -495,26 +577,37 @@ class Command(BaseCommand):
             servers.append(server)
             unpooled, server = self._server(pooled=False)
             servers.append(server)
+            baseline = None
+            if options["baseline"]:
+                baseline, server = self._server(pooled=True, checkout=Path(options["baseline"]))
+                servers.append(server)
             began = time.monotonic()
-            self._wait_for(base + CEILING, servers[0])
-            self._wait_for(unpooled + CEILING, servers[1])
-            self.stdout.write(f"    two gunicorn servers up in {time.monotonic() - began:.0f} s")
+            for url, server in zip((base, unpooled, baseline), servers, strict=False):
+                self._wait_for(url + CEILING, server)
+            self.stdout.write(f"    {len(servers)} gunicorn servers up in "
+                              f"{time.monotonic() - began:.0f} s")  # fmt: skip
             headers = {"Authorization": f"Token {token_create(user=user).key}"}
             clients, seconds = options["clients"], options["seconds"]
             get = httpclient.CLIENTS[options["http_client"]]
             for path in MIX:  # warm the workers (connections, caches)
-                _http_get(base + path, headers)
-                _http_get(unpooled + path, headers)
+                for url in (base, unpooled, baseline):
+                    if url is not None:
+                        self._warm(url + path, headers)
             loads = {
                 "ceiling": Load(base, [CEILING], {}, clients, get=get),
                 "mix_full": Load(base, MIX, headers, clients, get=get),
                 "mix_conditional": Load(base, MIX, headers, clients, conditional=True, get=get),
                 "mix_unpooled": Load(unpooled, MIX, headers, clients, get=get),
             }
+            if baseline is not None:
+                loads["baseline_ceiling"] = Load(baseline, [CEILING], {}, clients, get=get)
+                loads["baseline_mix_full"] = Load(baseline, MIX, headers, clients, get=get)
             rounds = max(1, options["rounds"])
-            for _ in range(rounds):  # interleaved slices: the same noise on each kind
+            for number in range(rounds):  # interleaved slices: the same noise on each kind
                 for load in loads.values():
                     load.run(seconds / rounds)
+                if baseline is not None:
+                    self.stdout.write("    round " + str(number + 1) + ": " + _slice_line(loads))
             measured = {name: load.result() for name, load in loads.items()}
         finally:
             began = time.monotonic()
@@ -524,7 +617,12 @@ class Command(BaseCommand):
                 self._stop(server)
             self.stdout.write(f"    servers stopped in {time.monotonic() - began:.0f} s")
         ceiling = measured["ceiling"]["rps"]
+        extra: dict[str, Any] = {}
+        if "baseline_mix_full" in measured:
+            extra = _baseline_figures(measured, options["baseline"])
+            self.stdout.write("    " + extra["baseline"]["summary"])
         return {
+            **extra,
             "server": f"gunicorn, {self.workers} sync worker(s), 127.0.0.1",
             "client": f"{options['http_client']} ({clients} threads)",
             **measured,
@@ -535,6 +633,12 @@ class Command(BaseCommand):
                 measured["mix_full"]["rps"] / max(measured["mix_unpooled"]["rps"], 0.1), 2
             ),
         }
+
+    @staticmethod
+    def _warm(url: str, headers: dict[str, str]) -> None:
+        status, _ = _http_get(url, headers)
+        if status != 200:
+            raise CommandError(f"{url}: HTTP {status} while warming up")
 
     def _wait_for(self, url: str, server: subprocess.Popen) -> None:
         deadline = time.monotonic() + 60
