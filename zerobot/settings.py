@@ -153,6 +153,11 @@ DB_POOL_COMMAND_CONNECTIONS = env_int("DB_POOL_COMMAND_CONNECTIONS", 3, minimum=
 # cancelled request answers 503 + Retry-After. manage.py defaults it to 0 for commands (seeding,
 # rebuilds and syncs run long statements on purpose); bot runners set their own.
 DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 5_000, minimum=0, maximum=3_600_000)
+# PostgreSQL's JIT compiles a statement whose estimated cost passes jit_above_cost. Ours are
+# index reads of a few hundred rows, but a branch that never runs (the equity curve's scan
+# fallback, period=all) is costed at the whole history: at 100x depth it compiled for 23-64 ms
+# a statement that runs in 2-3 ms (PERFORMANCE.md, "History depth"). 1 gives the server's default.
+DB_JIT = env_bool("DB_JIT", False)
 
 
 def _database_from_url(url: str | None) -> dict:
@@ -181,7 +186,8 @@ def _database_from_url(url: str | None) -> dict:
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
             # libpq: set for the session of every pooled connection, no statement per request.
-            "options": f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
+            "options": f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}"
+            + ("" if DB_JIT else " -c jit=off"),
             "pool": {
                 "min_size": DB_POOL_MIN_SIZE,
                 "max_size": DB_POOL_MAX_SIZE,

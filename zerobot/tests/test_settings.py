@@ -12,7 +12,7 @@ SETTINGS = Path(__file__).resolve().parents[1] / "settings.py"
 VARIABLES = [
     "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "DB_POOL_MIN_SIZE", "DB_POOL_MAX_SIZE",
     "DB_POOL_TIMEOUT", "WEB_CONCURRENCY", "DB_POOL_OTHER_PROCESSES", "DB_POOL_COMMAND_CONNECTIONS", "DB_POOL_DISABLED", "REDIS_URL", "REDIS_CONNECT_TIMEOUT",
-    "REDIS_SOCKET_TIMEOUT", "REDIS_MAX_CONNECTIONS",
+    "REDIS_SOCKET_TIMEOUT", "REDIS_MAX_CONNECTIONS", "DB_STATEMENT_TIMEOUT_MS", "DB_JIT",
 ]  # fmt: skip
 
 
@@ -134,3 +134,12 @@ def test_db_pool_disabled_drops_the_pool_for_benchmarks(monkeypatch: pytest.Monk
         "pool"
         in load(monkeypatch, DATABASE_URL="postgres://x@h/db")["DATABASES"]["default"]["OPTIONS"]
     )
+
+
+def test_jit_is_off_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    options = load(monkeypatch, DATABASE_URL="postgres://x@h/db")["DATABASES"]["default"]["OPTIONS"]
+    assert options["options"].split() == ["-c", "statement_timeout=5000", "-c", "jit=off"]
+    options = load(monkeypatch, DATABASE_URL="postgres://x@h/db", DB_JIT="1")["DATABASES"][
+        "default"
+    ]["OPTIONS"]
+    assert "jit" not in options["options"]
