@@ -155,8 +155,9 @@ DB_POOL_COMMAND_CONNECTIONS = env_int("DB_POOL_COMMAND_CONNECTIONS", 3, minimum=
 DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 5_000, minimum=0, maximum=3_600_000)
 # PostgreSQL's JIT compiles a statement whose estimated cost passes jit_above_cost. Ours are
 # index reads of a few hundred rows, but a branch that never runs (the equity curve's scan
-# fallback, period=all) is costed at the whole history: at 100x depth it compiled for 23-64 ms
-# a statement that runs in 2-3 ms (PERFORMANCE.md, "History depth"). 1 gives the server's default.
+# fallback, period=all) is costed at the whole history: at 100x depth it took ~100 ms with JIT
+# for a statement that runs in ~3 ms without (PERFORMANCE.md, "History depth"). 1: the server's
+# setting.
 DB_JIT = env_bool("DB_JIT", False)
 
 
