@@ -158,6 +158,12 @@ DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 5_000, minimum=0, m
 # binding, the default, never prepares). Off by default: PERFORMANCE.md, "Over HTTP", measured it.
 DB_SERVER_SIDE_BINDING = env_bool("DB_SERVER_SIDE_BINDING", False)
 DB_PREPARE_THRESHOLD = env_int("DB_PREPARE_THRESHOLD", 2, minimum=0, maximum=1000)
+# PostgreSQL's JIT compiles a statement whose estimated cost passes jit_above_cost. Ours are
+# index reads of a few hundred rows, but a branch that never runs (the equity curve's scan
+# fallback, period=all) is costed at the whole history: at 100x depth it took ~100 ms with JIT
+# for a statement that runs in ~3 ms without (PERFORMANCE.md, "History depth"). 1: the server's
+# setting.
+DB_JIT = env_bool("DB_JIT", False)
 
 
 def _database_from_url(url: str | None) -> dict:
@@ -186,7 +192,8 @@ def _database_from_url(url: str | None) -> dict:
         "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
             # libpq: set for the session of every pooled connection, no statement per request.
-            "options": f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
+            "options": f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}"
+            + ("" if DB_JIT else " -c jit=off"),
             **(
                 {"server_side_binding": True, "prepare_threshold": DB_PREPARE_THRESHOLD}
                 if DB_SERVER_SIDE_BINDING

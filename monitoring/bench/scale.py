@@ -28,6 +28,12 @@ BOTS = 10
 OPEN_PER_BOT = 10
 SNAPSHOTS_PER_BOT = 2000
 PREFIX = "scale-"
+# The time bound's estimate of a level (``level_fits``): its seeding in proportion to the fills
+# of the previous level, with this margin (seeding grew 0.93x-1.4x of linear from 100k to 1M
+# fills on the 2-core machine), plus this many seconds per timed request and seeded level (the
+# series measured ~9 ms a request at load ~6: 3x that, for a loaded machine).
+SEED_MARGIN = 1.25
+SECONDS_PER_REQUEST = 0.03
 
 
 def overrides(trades_per_user: int) -> dict[str, int]:
@@ -59,6 +65,19 @@ def seed_level(profile: str, trades_per_user: int) -> float:
     return time.perf_counter() - started
 
 
+def level_fits(
+    *, per_fill: float | None, level: int, levels_seeded: int, requests_per_level: int,
+    seconds_left: float,
+) -> tuple[bool, float]:  # fmt: skip
+    """(whether seeding ``level`` and then timing every seeded level still fits in
+    ``seconds_left``, the estimated seeding seconds). The first level always fits."""
+    if per_fill is None:
+        return True, 0.0
+    seeding = per_fill * level
+    reserve = SECONDS_PER_REQUEST * requests_per_level * (levels_seeded + 1)
+    return seeding * SEED_MARGIN + reserve <= seconds_left, seeding
+
+
 def run(
     *, profile: str, levels: list[int], urls: list[str], iterations: int,
     client_for: Callable[[str], Any], seconds_left: Callable[[], float],
@@ -74,12 +93,14 @@ def run(
     skipped: dict[str, str] = {}
     per_fill: float | None = None
     for level in levels:
-        # Keep time for measuring: about a tenth of a second per request and level.
-        reserve = 0.1 * iterations * len(urls) * (len(seeded) + 1)
-        if per_fill is not None and per_fill * level * 1.5 + reserve > seconds_left():
+        left = seconds_left()
+        fits, seeding = level_fits(
+            per_fill=per_fill, level=level, levels_seeded=len(seeded),
+            requests_per_level=iterations * len(urls), seconds_left=left,
+        )  # fmt: skip
+        if not fits:
             skipped[str(level)] = (
-                f"time bound: seeding estimated at {per_fill * level:.0f} s, "
-                f"{max(seconds_left(), 0):.0f} s left"
+                f"time bound: seeding estimated at {seeding:.0f} s, {max(left, 0):.0f} s left"
             )
             say(f"    scale {level:,} trades per user: skipped ({skipped[str(level)]})")
             continue

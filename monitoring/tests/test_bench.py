@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from monitoring.bench import database, report
+from monitoring.bench import database, report, scale
 from monitoring.management.commands.bench import PHASES
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -123,3 +123,23 @@ def test_baseline_figures_are_ours_over_theirs_slice_by_slice() -> None:
 def test_baseline_must_be_a_checkout(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match=r"no manage\.py"):
         call_command("bench", "--only", "http", "--baseline", str(tmp_path))
+
+
+def test_the_scale_time_bound_keeps_the_1m_level_when_it_fits() -> None:
+    # The default 10-minute report on 2026-12-03: 100k fills seeded in 14 s, 263 s left, 8
+    # endpoints x 50 requests per level. 1M then needs ~140 s of seeding and ~12 s of timing
+    # (the series measured ~9 ms a request): it fits, but the old bound (1.5x the seeding plus
+    # 0.1 s a request and level: 370 s) skipped it.
+    per_fill = 14 / 100_000
+    fits, seeding = scale.level_fits(
+        per_fill=per_fill, level=1_000_000, levels_seeded=3, requests_per_level=400,
+        seconds_left=263,
+    )  # fmt: skip
+    assert fits and round(seeding) == 140
+    assert not scale.level_fits(
+        per_fill=per_fill, level=1_000_000, levels_seeded=3, requests_per_level=400,
+        seconds_left=180,
+    )[0]  # fmt: skip
+    assert scale.level_fits(
+        per_fill=None, level=1_000, levels_seeded=0, requests_per_level=400, seconds_left=0
+    )[0]

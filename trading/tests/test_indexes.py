@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from monitoring.management.commands.explain_dashboard import plan_nodes
-from trading import seed
+from trading import dashboard, seed
 from trading.models import AccountEquitySnapshot, Bot, EquitySnapshot, Position, Trade
 
 pytestmark = pytest.mark.postgres
@@ -81,3 +82,55 @@ def test_every_named_index_exists_in_the_database(seeded: dict[str, Any]) -> Non
         cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
         existing = {row[0] for row in cursor.fetchall()}
     assert set(QUERIES) <= existing, set(QUERIES) - existing
+
+
+def _walk(plan: dict[str, Any], parent: dict[str, Any] | None = None) -> Iterator[tuple]:
+    yield plan, parent
+    for child in plan.get("Plans", []):
+        yield from _walk(child, plan)
+
+
+CURVE_STATEMENTS = {
+    "rollups": dashboard.equity_curve_sql,
+    "scan": dashboard.equity_curve_scan_sql,
+}
+FIRST_ROW_INDEX = {  # the index of the series each scope reads (dashboard._equity_series)
+    "all bots": ("trading_accountequitysnapshot", "account_owner_time_uniq"),
+    "one bot": ("trading_equitysnapshot", "equity_bot_time_uniq"),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("scope_name", sorted(FIRST_ROW_INDEX))
+@pytest.mark.parametrize("statement", sorted(CURVE_STATEMENTS))
+def test_period_all_curve_finds_the_first_snapshot_with_one_index_row(
+    seeded: dict[str, Any], statement: str, scope_name: str
+) -> None:
+    """period=all starts the curve at the series' first snapshot. That lookup must be the first
+    row of the series' index (a Limit over an index scan), not an aggregate over every snapshot
+    of the history: MIN(EXTRACT(EPOCH FROM taken_at)) read them all (20x slower at x100)."""
+    user, bot = seeded["user"], seeded["bot"]
+    scope = dashboard.Scope(owner_id=user.pk, bot_id=None if scope_name == "all bots" else bot.pk)
+    end = datetime.now(UTC)
+    sql, params = CURVE_STATEMENTS[statement](scope, start=None, end=end, points=500)
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+        raw = cursor.fetchone()[0]
+    plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+    table, index = FIRST_ROW_INDEX[scope_name]
+    scans = [
+        (node, parent) for node, parent in _walk(plan)
+        if node.get("Relation Name") == table and "Scan" in node["Node Type"]
+    ]  # fmt: skip
+    plain_aggregates = [
+        parent["Node Type"] for _node, parent in scans
+        if parent is not None and parent["Node Type"] == "Aggregate" and parent["Strategy"] == "Plain"
+    ]  # fmt: skip
+    assert not plain_aggregates, "the first snapshot is found by aggregating the whole series"
+    first_row = [
+        node for node, parent in scans
+        if parent is not None and parent["Node Type"] == "Limit" and node.get("Index Name") == index
+    ]  # fmt: skip
+    assert first_row, [(n["Node Type"], p and p["Node Type"]) for n, p in scans]
+    # (the scan statement's CTEs are inlined: the same one-row probe may appear more than once)
+    assert {node["Actual Rows"] for node in first_row} == {1}

@@ -68,3 +68,11 @@ def test_a_connection_the_server_ended_fails_the_check() -> None:
             time.sleep(0.01)
         with pytest.raises(psycopg.OperationalError):
             base.check_idle_connection(idle)
+
+
+def test_connections_run_without_jit() -> None:
+    """The server's default is jit=on; the dashboard's short statements pay tens of ms of
+    compilation for it when a branch that never runs is costed at the whole history."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"

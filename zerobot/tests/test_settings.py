@@ -13,6 +13,7 @@ VARIABLES = [
     "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "DB_POOL_MIN_SIZE", "DB_POOL_MAX_SIZE",
     "DB_POOL_TIMEOUT", "WEB_CONCURRENCY", "DB_POOL_OTHER_PROCESSES", "DB_POOL_COMMAND_CONNECTIONS", "DB_POOL_DISABLED", "REDIS_URL", "REDIS_CONNECT_TIMEOUT",
     "REDIS_SOCKET_TIMEOUT", "REDIS_MAX_CONNECTIONS", "DB_SERVER_SIDE_BINDING", "DB_PREPARE_THRESHOLD",
+    "DB_STATEMENT_TIMEOUT_MS", "DB_JIT",
 ]  # fmt: skip
 
 
@@ -146,3 +147,12 @@ def test_server_side_binding_and_prepared_statements_are_opt_in(
         DB_PREPARE_THRESHOLD="1",
     )["DATABASES"]["default"]["OPTIONS"]  # fmt: skip
     assert options["server_side_binding"] is True and options["prepare_threshold"] == 1
+
+
+def test_jit_is_off_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    options = load(monkeypatch, DATABASE_URL="postgres://x@h/db")["DATABASES"]["default"]["OPTIONS"]
+    assert options["options"].split() == ["-c", "statement_timeout=5000", "-c", "jit=off"]
+    options = load(monkeypatch, DATABASE_URL="postgres://x@h/db", DB_JIT="1")["DATABASES"][
+        "default"
+    ]["OPTIONS"]
+    assert "jit" not in options["options"]
