@@ -219,9 +219,16 @@ def _http(r: dict[str, Any]) -> list[str]:
         ("dashboard mix, If-None-Match", "mix_conditional", h["conditional_share_of_ceiling"]),
         ("dashboard mix, full, no pool (a connection per request)", "mix_unpooled",
          h["unpooled_share_of_ceiling"]),
+        (f"`{CEILING}` (ceiling), wide", "ceiling_wide", 1.0),
+        ("dashboard mix, full responses, wide", "mix_full_wide",
+         h.get("full_wide_share_of_ceiling")),
     ):  # fmt: skip
+        if key not in h:
+            continue
         row = h[key]
         lat = row["latency_ms"]
+        if key.endswith("_wide"):
+            label = label.replace("wide", f"{row['clients']} clients")
         lines.append(f"| {label} | {row['rps']:.0f} | {lat.get('p50', 0):.1f} | "
                      f"{lat.get('p95', 0):.1f} | {lat.get('p99', 0):.1f} | {row['errors']} | "
                      f"{row['statuses']} | {share:.0%} |")  # fmt: skip

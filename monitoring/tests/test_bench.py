@@ -36,6 +36,7 @@ def test_runs_end_to_end_on_its_own_database_and_writes_every_section(tmp_path: 
     call_command(
         "bench", "--database", name, "--profile", "small", "--out", str(tmp_path),
         "--iterations", "3", "--warmup", "1", "--compare-iterations", "2", "--clients", "2",
+        "--wide-clients", "4",
         "--seconds", "1", "--rounds", "1", "--loads", "1", "--scale", "100,200",
         "--scale-iterations", "2", "--engine-bots", "2", "--engine-symbols", "2", "--max-minutes", "20",
         stdout=out,
@@ -58,11 +59,18 @@ def test_runs_end_to_end_on_its_own_database_and_writes_every_section(tmp_path: 
     assert results["page_vs_list"]["whole_list"]["bytes"] > results["page_vs_list"]["page"]["bytes"]
     assert [lv["trades_per_user"] for lv in results["scale"]["levels"]] == [100, 200]
     assert [row["bots"] for row in results["engine"]["fleets"]] == [2]
+    # The HTTP loads at --clients and again at --wide-clients, each against its own ceiling.
+    http = results["http"]
+    assert [http[k]["clients"] for k in ("ceiling", "mix_full", "ceiling_wide", "mix_full_wide")] == [
+        2, 2, 4, 4,
+    ]  # fmt: skip
+    assert 0 < http["full_wide_share_of_ceiling"]
 
     text = (tmp_path / "report.md").read_text()
     for title in report.SECTIONS:
         assert title in text
     assert "Not measured" not in text
+    assert "dashboard mix, full responses, 4 clients" in text
     assert sorted(results["charts"]) == sorted(
         ["endpoints.png", "http.png", "ratios.png", "scale.png", "engine.png"]
     )

@@ -92,7 +92,7 @@ PHASES = [
 ]
 # Options the process you start hands to the measuring one (everything but the database's).
 FORWARDED = ("out", "profile", "user", "password", "iterations", "warmup", "compare_iterations",
-             "clients", "http_client", "seconds", "rounds", "loads", "scale", "scale_iterations", "engine_bots",
+             "clients", "wide_clients", "http_client", "seconds", "rounds", "loads", "scale", "scale_iterations", "engine_bots",
              "engine_concurrency", "engine_symbols", "max_minutes")  # fmt: skip
 
 
@@ -284,6 +284,11 @@ class Command(BaseCommand):
             help="requests per side of each side-by-side comparison",
         )  # fmt: skip
         parser.add_argument("--clients", type=int, default=8)
+        parser.add_argument(
+            "--wide-clients", type=int, default=32,
+            help="the ceiling and the full mix again with this many clients, interleaved with "
+            "the others (0: leave out)",
+        )  # fmt: skip
         parser.add_argument(
             "--http-client", choices=sorted(httpclient.CLIENTS), default="raw",
             help="the load's HTTP client: raw (a prebuilt request on a socket, cheap) or urllib",
@@ -599,6 +604,9 @@ class Command(BaseCommand):
                 "mix_conditional": Load(base, MIX, headers, clients, conditional=True, get=get),
                 "mix_unpooled": Load(unpooled, MIX, headers, clients, get=get),
             }
+            if wide := options["wide_clients"]:
+                loads["ceiling_wide"] = Load(base, [CEILING], {}, wide, get=get)
+                loads["mix_full_wide"] = Load(base, MIX, headers, wide, get=get)
             if baseline is not None:
                 loads["baseline_ceiling"] = Load(baseline, [CEILING], {}, clients, get=get)
                 loads["baseline_mix_full"] = Load(baseline, MIX, headers, clients, get=get)
@@ -628,6 +636,17 @@ class Command(BaseCommand):
             **measured,
             "full_share_of_ceiling": round(measured["mix_full"]["rps"] / ceiling, 3),
             "conditional_share_of_ceiling": round(measured["mix_conditional"]["rps"] / ceiling, 3),
+            **(
+                {
+                    "full_wide_share_of_ceiling": round(
+                        measured["mix_full_wide"]["rps"]
+                        / max(measured["ceiling_wide"]["rps"], 0.1),
+                        3,
+                    )
+                }
+                if "mix_full_wide" in measured
+                else {}
+            ),
             "unpooled_share_of_ceiling": round(measured["mix_unpooled"]["rps"] / ceiling, 3),
             "pooled_vs_unpooled": round(
                 measured["mix_full"]["rps"] / max(measured["mix_unpooled"]["rps"], 0.1), 2
