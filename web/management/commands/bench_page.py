@@ -607,6 +607,13 @@ class Command(BaseCommand):
             f"{result['drain']:.1f} s after run_bots ended (waited until 3 s without a message, "
             f"at most {DRAIN_SECONDS} s)"
         )
+        trade_ids = set(Trade.objects.filter(bot_id__in=ids).values_list("pk", flat=True))
+        received_ids = {trade for _socket, trade in result["fill_ids"]}
+        self.stdout.write(
+            f"   distinct (socket, fill) pairs {len(result['fill_ids']):,} "
+            f"({result['kinds'].get('fill', 0) - len(result['fill_ids']):,} received twice or "
+            f"more); fill ids not among the fleet's trades now: {len(received_ids - trade_ids)}"
+        )
         self.stdout.write(f"   sockets closed by the server: {result['closed']}")
         self.stdout.write(f"   fill, commit -> socket clients: {_summary(result['fills'])}")
         self.stdout.write(f"   fill, commit -> socket clients, per 15 s of commit time: "
@@ -652,6 +659,7 @@ class Command(BaseCommand):
         kinds: dict[str, int] = {}
         fills: list[float] = []
         fill_times: list[tuple[float, float]] = []  # (commit epoch s, latency ms)
+        fill_ids: set[tuple[int, int]] = set()  # (socket, trade id): each should come once
         every: list[float] = []
         frames = [0]
         closed = 0
@@ -678,6 +686,7 @@ class Command(BaseCommand):
                     if message["type"] == "fill":
                         fills.append(latency)
                         fill_times.append((message["at"], latency))
+                        fill_ids.add((id(ws), message["data"]["id"]))
 
         readers = [asyncio.create_task(read(ws)) for ws in sockets]
         runner = await asyncio.create_subprocess_exec(
@@ -709,5 +718,5 @@ class Command(BaseCommand):
             "connected": len(sockets), "kinds": kinds, "fills": fills, "all": every,
             "closed": closed, "runner": done[0] if done else out.decode()[-300:],
             "drain": drain, "sockets_of": sockets_of, "frames": frames[0],
-            "fill_times": fill_times,
+            "fill_times": fill_times, "fill_ids": fill_ids,
         }  # fmt: skip
