@@ -11,8 +11,10 @@ Delivery never slows or fails the caller:
   ``EVENTS_QUEUE_SIZE``; when it is full the event is dropped and counted, never waited for).
 - One sender thread per process takes events off the queue, gives each a per-user sequence number
   (Redis ``INCR``; a process-local counter without Redis) and sends it to the user's group on the
-  channel layer (``CHANNEL_LAYERS``). A Redis outage costs that thread its timeouts; the caller
-  never sees it (errors are logged on ``zerobot.events`` and counted in ``stats()``).
+  channel layer (``CHANNEL_LAYERS``): the events of one user taken in one turn go as one
+  message, a JSON list of them (``_frames``; one websocket frame). A Redis outage costs that
+  thread its timeouts; the caller never sees it (errors are logged on ``zerobot.events`` and
+  counted in ``stats()``).
 - The channel layer bounds each socket's backlog (``capacity``): a slow or dead client loses its
   oldest messages instead of blocking a publisher (and the socket is then dropped, web/consumers).
 
@@ -36,7 +38,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -70,6 +72,7 @@ PRICE_MARK_INTERVAL = 1.0  # seconds between two marks of one symbol for one use
 PUSH = "event.push"
 SESSION_REVOKED = "session.revoked"
 _MAX_BATCH = 500  # events sent per turn of the sender loop
+_MAX_FRAME = 100  # events of one user in one channel-layer message (one websocket frame)
 _SEND_TIMEOUT = 2.0  # seconds one group_send may take before it counts as failed
 
 
@@ -405,19 +408,8 @@ class _Outbox:
         events = [item for item in items if item.kind in EVENT_TYPES]
         seqs = iter(_next_seqs([item.owner_id for item in events]) if events else [])
         in_memory = type(layer).__name__ == "InMemoryChannelLayer"
-        for item in items:
-            if item.kind == SESSION_REVOKED:
-                message = {"type": SESSION_REVOKED, "session": item.data.decode()}
-            else:
-                seq = next(seqs)
-                text = b'{"seq":%s,"type":"%s","at":%.6f,"data":%s}' % (
-                    b"null" if seq is None else str(seq).encode(),
-                    item.kind.encode(),
-                    item.at,
-                    item.data,
-                )
-                message = {"type": PUSH, "text": text.decode()}
-            group = user_group(item.owner_id)
+        for owner_id, message, sent in _frames(items, seqs):
+            group = user_group(owner_id)
             try:
                 if in_memory:
                     loop = self.server_loop
@@ -429,10 +421,58 @@ class _Outbox:
                     await asyncio.wait_for(asyncio.wrap_future(future), _SEND_TIMEOUT)
                 else:
                     await asyncio.wait_for(layer.group_send(group, message), _SEND_TIMEOUT)
-                self.sent += 1
-                self.handover.append(time.time() - item.at)
+                self.sent += len(sent)
+                now = time.time()
+                self.handover.extend(now - item.at for item in sent)
             except Exception as exc:
                 self.note_failure("send", exc)
+
+
+def _render(item: _Item, seq: int | None) -> bytes:
+    return b'{"seq":%s,"type":"%s","at":%.6f,"data":%s}' % (
+        b"null" if seq is None else str(seq).encode(),
+        item.kind.encode(),
+        item.at,
+        item.data,
+    )
+
+
+def _frames(
+    items: list[_Item], seqs: Iterator[int | None]
+) -> list[tuple[int, dict[str, Any], list[_Item]]]:
+    """The channel-layer messages for one turn of the sender: ``(owner, message, its items)``.
+
+    The events of one user in the turn travel together, as one group message whose text is a
+    JSON list of them (one event alone: the event itself), at most ``_MAX_FRAME`` per message.
+    The cost of a message on the server is per socket (a queue put, a consumer turn, a websocket
+    frame), so a burst of a user's events (the equity snapshots of one batch of their bots, a
+    cycle's fills) costs each of their sockets one turn instead of one per event. Each event
+    keeps its own ``seq``; the order of one user's events is kept (a session revocation closes
+    the user's open message: events after it travel after it)."""
+    out: list[tuple[int, dict[str, Any], list[_Item]]] = []
+    texts: list[list[bytes]] = []  # out[i]'s rendered events (empty: a control message)
+    open_frame: dict[int, int] = {}  # owner -> index in ``out`` of the message still filling
+    for item in items:
+        if item.kind == SESSION_REVOKED:
+            open_frame.pop(item.owner_id, None)
+            out.append((item.owner_id, {"type": SESSION_REVOKED, "session": item.data.decode()},
+                        [item]))  # fmt: skip
+            texts.append([])
+            continue
+        text = _render(item, next(seqs))
+        index = open_frame.get(item.owner_id)
+        if index is None or len(texts[index]) >= _MAX_FRAME:
+            open_frame[item.owner_id] = len(out)
+            out.append((item.owner_id, {"type": PUSH}, []))
+            texts.append([])
+            index = len(out) - 1
+        out[index][2].append(item)
+        texts[index].append(text)
+    for (_owner, message, _items), rendered in zip(out, texts, strict=True):
+        if message["type"] == PUSH:
+            body = rendered[0] if len(rendered) == 1 else b"[" + b",".join(rendered) + b"]"
+            message["text"] = body.decode()
+    return out
 
 
 outbox = _Outbox()

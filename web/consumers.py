@@ -6,7 +6,10 @@ Protocol (server to client, JSON text frames; the client sends nothing):
   number (null if unknown). A client that saw a different number before it reconnected missed
   events: it refetches over REST.
 - ``{"seq": N, "type": "<event type>", "at": <commit time, epoch s>, "data": {...}}`` for each
-  event (types and payloads: ``trading/events.py``).
+  event (types and payloads: ``trading/events.py``), or a JSON list of such events: the events of
+  the user that the sender took together (a burst: one batch's equity snapshots, a cycle's
+  fills), in order, each with its own ``seq``; a socket that fell behind also gets the pushes
+  waiting for it as one such list (the channel layer merges them, zerobot/lib/channel_layer.py).
 - ``{"type": "revoked"}`` then close code 4401: the login behind the socket is gone.
 
 A handshake without valid credentials is refused (HTTP 403). A socket that cannot take a message

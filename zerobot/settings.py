@@ -561,6 +561,8 @@ if REDIS_URL:
                 "prefix": f"{CACHE_KEY_PREFIX}:asgi",
                 "capacity": WS_CHANNEL_CAPACITY,
                 "expiry": 60,
+                # pub/sub: the pushes waiting for a socket that is behind go as one frame.
+                **({"merge_type": "event.push"} if WS_CHANNEL_LAYER == "pubsub" else {}),
             },
         }
     }

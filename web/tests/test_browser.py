@@ -436,3 +436,38 @@ def test_a_pushed_fill_updates_the_trade_count_and_the_candle_fills(
         assert page.errors == []
         context.unroute_all(behavior="ignoreErrors")
         page.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_frame_of_several_events_is_handled_event_by_event(
+    asgi_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender sends a user's events of one turn as one frame, a JSON list: the page takes
+    each in order, with its seq (no gap, so no refetch of everything)."""
+    import asyncio
+    import threading
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import expect
+
+    user = make_user()
+    bot = make_bot(owner=user, strategy="manual", symbols=["BTC/USDT"], timeframe="1m")
+    items = [
+        events._Item(owner_id=user.pk, kind=events.CYCLE_ERROR,
+                     data=b'{"bot":%d,"message":"burst %d","at":null}' % (bot.pk, i))
+        for i in range(3)
+    ]  # fmt: skip
+    with _logged_in(asgi_server, user.username) as (context, page):
+        # One turn of a sender (its own thread: Playwright's loop runs in this one).
+        sender = threading.Thread(target=asyncio.run, args=(events._Outbox()._deliver(items),))
+        sender.start()
+        sender.join(10)
+        for i in range(3):
+            expect(page.locator("#activity")).to_contain_text(f"cycle failed: burst {i}")
+        received = page.evaluate("window.zbLive.received.filter(e => e.type === 'cycle_error')")
+        seqs = [e["seq"] for e in received]
+        assert len(seqs) == 3 and seqs == list(range(seqs[0], seqs[0] + 3))
+        assert page.errors == []
+        context.unroute_all(behavior="ignoreErrors")
+        page.close()

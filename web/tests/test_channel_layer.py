@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 from django.conf import settings
 
@@ -16,8 +17,8 @@ from zerobot.lib.channel_layer import BoundedPubSubChannelLayer
 pytestmark = [pytest.mark.redis]
 
 
-def _layer(capacity: int = 100) -> BoundedPubSubChannelLayer:
-    config = {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "capacity": capacity}
+def _layer(capacity: int = 100, **overrides: Any) -> BoundedPubSubChannelLayer:
+    config = {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "capacity": capacity, **overrides}
     # A prefix of its own: nothing else on this Redis publishes to these groups.
     return BoundedPubSubChannelLayer(**{**config, "prefix": f"test-{uuid.uuid4().hex}"})
 
@@ -104,6 +105,63 @@ def test_a_member_that_stops_reading_keeps_only_its_last_capacity_messages() -> 
 def test_the_settings_bound_each_socket_by_ws_channel_capacity() -> None:
     from channels.layers import get_channel_layer
 
+    from trading import events
+
     layer = get_channel_layer()
     assert isinstance(layer, BoundedPubSubChannelLayer)
     assert layer.capacity == settings.WS_CHANNEL_CAPACITY
+    assert layer.merge_type == events.PUSH  # the pushes of the consumers are what merges
+
+
+def _push(text: str) -> dict[str, Any]:
+    return {"type": "event.push", "text": text}
+
+
+async def _queued(layer: BoundedPubSubChannelLayer, channel: str, count: int) -> None:
+    """Until ``count`` messages wait in the channel's queue (the layer's reader put them)."""
+    queue = layer._get_layer().channels[channel]
+    for _ in range(500):
+        if queue.qsize() == count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{queue.qsize()} queued, not {count}")
+
+
+def test_pushes_waiting_for_a_channel_are_received_as_one_in_order() -> None:
+    """A socket that fell behind takes what waits for it in one receive (one frame): the events
+    of the waiting pushes as one JSON list, in order; a message of another type ends the merge
+    and is the next receive's; a push that waits alone is received as it was sent."""
+
+    async def body() -> None:
+        layer = _layer()
+        channel = await layer.new_channel()
+        await layer.group_add("user.1", channel)
+        sent = [_push('{"n":0}'), _push('[{"n":1},{"n":2}]'), _push('{"n":3}'),
+                {"type": "session.revoked", "session": "x"}, _push('{"n":4}')]  # fmt: skip
+        for message in sent:
+            await layer.group_send("user.1", message)
+        await _queued(layer, channel, len(sent))
+        first = await layer.receive(channel)
+        assert first["type"] == "event.push"
+        assert [event["n"] for event in orjson.loads(first["text"])] == [0, 1, 2, 3]
+        assert await layer.receive(channel) == {"type": "session.revoked", "session": "x"}
+        assert await layer.receive(channel) == _push('{"n":4}')
+        await layer.flush()
+
+    asyncio.run(body())
+
+
+def test_a_merge_takes_at_most_merge_max_messages() -> None:
+    async def body() -> None:
+        layer = _layer(merge_max=3)
+        channel = await layer.new_channel()
+        await layer.group_add("user.1", channel)
+        for n in range(5):
+            await layer.group_send("user.1", _push(orjson.dumps({"n": n}).decode()))
+        await _queued(layer, channel, 5)
+        first = orjson.loads((await layer.receive(channel))["text"])
+        second = orjson.loads((await layer.receive(channel))["text"])
+        assert [e["n"] for e in first] == [0, 1, 2] and [e["n"] for e in second] == [3, 4]
+        await layer.flush()
+
+    asyncio.run(body())

@@ -33,7 +33,17 @@ def _socket(headers: list, app: Any = None) -> WebsocketCommunicator:
 
 
 async def _json(communicator: WebsocketCommunicator) -> dict[str, Any]:
-    return orjson.loads(await communicator.receive_from(timeout=5))
+    """The next message: a frame is one, or a list of the user's events sent together."""
+    pending = communicator.__dict__.setdefault("pending", [])
+    if not pending:
+        body = orjson.loads(await communicator.receive_from(timeout=5))
+        pending.extend(body if isinstance(body, list) else [body])
+    return pending.pop(0)
+
+
+def _deliver_in_one_turn(items: list[Any]) -> None:
+    """What the sender thread does with what it took off its queue in one turn."""
+    asyncio.run(events._Outbox()._deliver(items))
 
 
 async def _publish(owner_id: int, event_type: str, payload: dict[str, Any]) -> None:
@@ -66,6 +76,38 @@ def test_a_user_receives_only_their_own_events() -> None:
         assert all(m["type"] == "fill" for m in got_a)
         got_b = await _json(b)
         assert (got_b["type"], got_b["data"]) == ("bot_status", {"bot": 7, "status": "active"})
+        assert await b.receive_nothing(timeout=0.2)
+        await a.disconnect()
+        await b.disconnect()
+
+    async_to_sync(body)()
+
+
+def test_a_users_events_of_one_turn_arrive_in_one_frame_each_numbered() -> None:
+    """The events of one user the sender took in one turn are one message, a JSON list (one
+    websocket frame per socket instead of one per event), in order, each with its own ``seq``;
+    another user's event of the same turn reaches only them, alone (the event itself)."""
+    alice, bob = _user("alice"), _user("bob")
+
+    async def body() -> None:
+        a = _socket(await sync_to_async(session_headers)(alice))
+        b = _socket(await sync_to_async(session_headers)(bob))
+        assert (await a.connect())[0] and (await b.connect())[0]
+        start_a, start_b = (await _json(a))["seq"], (await _json(b))["seq"]
+        items = [
+            events._Item(owner_id=alice.pk, kind=events.EQUITY_SNAPSHOT, data=b'{"id":%d}' % i)
+            for i in range(3)
+        ]
+        items.insert(1, events._Item(owner_id=bob.pk, kind=events.FILL, data=b'{"id":9}'))
+        await sync_to_async(_deliver_in_one_turn, thread_sensitive=False)(items)
+        frame = orjson.loads(await a.receive_from(timeout=5))
+        assert isinstance(frame, list)
+        assert [(m["type"], m["data"]["id"]) for m in frame] == [("equity_snapshot", i)
+                                                                 for i in range(3)]  # fmt: skip
+        assert [m["seq"] for m in frame] == [start_a + 1, start_a + 2, start_a + 3]
+        alone = orjson.loads(await b.receive_from(timeout=5))
+        assert (alone["type"], alone["seq"], alone["data"]) == ("fill", start_b + 1, {"id": 9})
+        assert await a.receive_nothing(timeout=0.2)
         assert await b.receive_nothing(timeout=0.2)
         await a.disconnect()
         await b.disconnect()

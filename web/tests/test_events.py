@@ -262,3 +262,34 @@ def test_the_services_publish_every_fill_once_after_commit(
     assert [kind for kind, _ in sent if kind == events.FILL] == []
     snapshot = services.equity_snapshot_record(bot=bot)
     assert (events.EQUITY_SNAPSHOT, snapshot.pk) in [(k, d.get("id")) for k, d in sent]
+
+
+def _item(owner_id: int, kind: str = events.FILL, n: int = 0) -> events._Item:
+    if kind == events.SESSION_REVOKED:
+        return events._Item(owner_id=owner_id, kind=kind, data=b"digest")
+    return events._Item(owner_id=owner_id, kind=kind, data=b'{"id":%d}' % n)
+
+
+def test_a_turns_events_go_as_one_message_per_user_in_order() -> None:
+    """One channel-layer message per user per turn of the sender (a JSON list; one event alone
+    is the event itself); a session revocation is its own message, after the user's events
+    before it and before those after it; seqs are given in the queue's order."""
+    items = [_item(1, n=1), _item(2, n=2), _item(1, n=3), _item(1, events.SESSION_REVOKED),
+             _item(1, n=5)]  # fmt: skip
+    out = events._frames(items, iter([11, 21, 12, 13]))
+    assert [(owner, message["type"]) for owner, message, _ in out] == [
+        (1, events.PUSH), (2, events.PUSH), (1, events.SESSION_REVOKED), (1, events.PUSH)
+    ]  # fmt: skip
+    first = orjson.loads(out[0][1]["text"])
+    assert [(m["seq"], m["data"]["id"]) for m in first] == [(11, 1), (12, 3)]
+    assert orjson.loads(out[1][1]["text"])["seq"] == 21  # alone: not a list
+    assert out[2][1] == {"type": events.SESSION_REVOKED, "session": "digest"}
+    assert orjson.loads(out[3][1]["text"])["data"] == {"id": 5}
+    assert [len(sent) for _, _, sent in out] == [2, 1, 1, 1]
+
+
+def test_a_message_holds_at_most_max_frame_events() -> None:
+    count = events._MAX_FRAME + 5
+    out = events._frames([_item(1, n=i) for i in range(count)], iter(range(count)))
+    sizes = [len(orjson.loads(message["text"])) for _, message, _ in out]
+    assert sizes == [events._MAX_FRAME, 5]

@@ -122,6 +122,30 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def _messages(text: str | bytes) -> list[dict[str, Any]]:
+    """The events of one frame: a frame is one event, or a list of them (web/consumers.py)."""
+    import orjson
+
+    body = orjson.loads(text)
+    return body if isinstance(body, list) else [body]
+
+
+def _windows(samples: list[tuple[float, float]], width: float = 15.0) -> str:
+    """Latency p50/p95 per ``width`` seconds of commit time (from the first commit): whether it
+    stays flat or grows while the bots trade. ``samples``: (commit epoch s, latency ms)."""
+    if not samples:
+        return "no samples"
+    first = min(at for at, _ in samples)
+    buckets: dict[int, list[float]] = {}
+    for at, latency in samples:
+        buckets.setdefault(int((at - first) // width), []).append(latency)
+    return "; ".join(
+        f"{int(i * width)}-{int((i + 1) * width)} s: p50 {statistics.median(values):.0f} / "
+        f"p95 {_percentile(values, 95):.0f} ms (n={len(values)})"
+        for i, values in sorted(buckets.items())
+    )
+
+
 def _summary(values: list[float]) -> str:
     if not values:
         return "no samples"
@@ -426,9 +450,9 @@ class Command(BaseCommand):
             listening.set()
             with contextlib.suppress(TimeoutError):
                 while len(into) < count:
-                    message = orjson.loads(await asyncio.wait_for(ws.recv(), 30))
-                    if message["type"] == "cycle_error":
-                        into.append((time.time() - message["at"]) * 1000)
+                    for message in _messages(await asyncio.wait_for(ws.recv(), 30)):
+                        if message["type"] == "cycle_error":
+                            into.append((time.time() - message["at"]) * 1000)
 
     # --- 3: many sockets on one process -----------------------------------------------------
 
@@ -488,9 +512,11 @@ class Command(BaseCommand):
 
         async def read(ws: Any) -> None:
             with contextlib.suppress(ConnectionClosed):  # closed by the server: counted below
-                for _ in range(fanout):
-                    message = orjson.loads(await ws.recv())
-                    latencies.append((time.time() - message["at"]) * 1000)
+                seen = 0
+                while seen < fanout:
+                    for message in _messages(await ws.recv()):
+                        latencies.append((time.time() - message["at"]) * 1000)
+                        seen += 1
 
         readers = [asyncio.create_task(read(ws)) for ws in sockets]
         for i in range(fanout):
@@ -610,15 +636,26 @@ class Command(BaseCommand):
             f"socket at the peak"
         )
         kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(result["kinds"].items()))
-        self.stdout.write(f"   messages received by the sockets: {kinds}")
+        self.stdout.write(
+            f"   messages received by the sockets: {kinds} (in {result['frames']:,} frames)"
+        )
         self.stdout.write(
             f"   fill messages received {result['kinds'].get('fill', 0):,} of {expected_fills:,} "
             f"expected (each fill on every socket of its owner), the last "
             f"{result['drain']:.1f} s after run_bots ended (waited until 3 s without a message, "
             f"at most {DRAIN_SECONDS} s)"
         )
+        trade_ids = set(Trade.objects.filter(bot_id__in=ids).values_list("pk", flat=True))
+        received_ids = {trade for _socket, trade in result["fill_ids"]}
+        self.stdout.write(
+            f"   distinct (socket, fill) pairs {len(result['fill_ids']):,} "
+            f"({result['kinds'].get('fill', 0) - len(result['fill_ids']):,} received twice or "
+            f"more); fill ids not among the fleet's trades now: {len(received_ids - trade_ids)}"
+        )
         self.stdout.write(f"   sockets closed by the server: {result['closed']}")
         self.stdout.write(f"   fill, commit -> socket clients: {_summary(result['fills'])}")
+        self.stdout.write(f"   fill, commit -> socket clients, per 15 s of commit time: "
+                          f"{_windows(result['fill_times'])}")  # fmt: skip
         self.stdout.write(f"   fill, commit -> the page (Chromium): {_summary(page_fills)}")
         self.stdout.write(f"   every event, commit -> socket clients: {_summary(result['all'])}")
 
@@ -659,7 +696,10 @@ class Command(BaseCommand):
         rss["connected"] = rss["peak"] = _rss_mib(pid)
         kinds: dict[str, int] = {}
         fills: list[float] = []
+        fill_times: list[tuple[float, float]] = []  # (commit epoch s, latency ms)
+        fill_ids: set[tuple[int, int]] = set()  # (socket, trade id): each should come once
         every: list[float] = []
+        frames = [0]
         closed = 0
         stop = asyncio.Event()
         last_message = [time.monotonic()]
@@ -675,12 +715,16 @@ class Command(BaseCommand):
                     closed += 1
                     return
                 last_message[0] = time.monotonic()
-                message = orjson.loads(text)
-                latency = (time.time() - message["at"]) * 1000
-                kinds[message["type"]] = kinds.get(message["type"], 0) + 1
-                every.append(latency)
-                if message["type"] == "fill":
-                    fills.append(latency)
+                frames[0] += 1
+                now = time.time()
+                for message in _messages(text):
+                    latency = (now - message["at"]) * 1000
+                    kinds[message["type"]] = kinds.get(message["type"], 0) + 1
+                    every.append(latency)
+                    if message["type"] == "fill":
+                        fills.append(latency)
+                        fill_times.append((message["at"], latency))
+                        fill_ids.add((id(ws), message["data"]["id"]))
 
         readers = [asyncio.create_task(read(ws)) for ws in sockets]
         runner = await asyncio.create_subprocess_exec(
@@ -711,5 +755,6 @@ class Command(BaseCommand):
         return {
             "connected": len(sockets), "kinds": kinds, "fills": fills, "all": every,
             "closed": closed, "runner": done[0] if done else out.decode()[-300:],
-            "drain": drain, "sockets_of": sockets_of,
+            "drain": drain, "sockets_of": sockets_of, "frames": frames[0],
+            "fill_times": fill_times, "fill_ids": fill_ids,
         }  # fmt: skip

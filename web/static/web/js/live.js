@@ -47,16 +47,8 @@ export class LiveSocket {
       } catch {
         return;
       }
-      if (body.type === "hello") {
-        this.attempt = 0;
-        this.setState("live");
-        this.onHello(body);
-      } else if (body.type === "revoked") {
-        this.stopped = true;
-        this.onRevoked();
-      } else {
-        this.onEvent(body);
-      }
+      // A frame is one message, or a list of one user's events sent together (in order).
+      for (const one of Array.isArray(body) ? body : [body]) this.handle(one);
     };
     ws.onclose = (event) => {
       if (this.ws === ws) this.ws = null;
@@ -68,6 +60,19 @@ export class LiveSocket {
       this.setState("down");
       this.scheduleReconnect();
     };
+  }
+
+  handle(body) {
+    if (body.type === "hello") {
+      this.attempt = 0;
+      this.setState("live");
+      this.onHello(body);
+    } else if (body.type === "revoked") {
+      this.stopped = true;
+      this.onRevoked();
+    } else {
+      this.onEvent(body);
+    }
   }
 
   scheduleReconnect() {
