@@ -457,10 +457,14 @@ def _read_series(
                 pass
         fetched += got
     newest_stored = rows[-1][0] if rows else datetime.min.replace(tzinfo=UTC)
-    if fetched and candles_ingest(
-        exchange=exchange, symbol=symbol, timeframe=timeframe, candles=fetched, now=now,
-        appends_after=newest_stored if until is None else None,
-    ):  # fmt: skip
+    if fetched:
+        candles_ingest(
+            exchange=exchange, symbol=symbol, timeframe=timeframe, candles=fetched, now=now,
+            appends_after=newest_stored if until is None else None,
+        )  # fmt: skip
+        # Read again even when the ingest changed nothing: another runner (thread or process)
+        # that read the same short series stored these candles first, and ``rows`` (read
+        # before the fetch) lacks them; kept, they would be cached as an empty or short window.
         result.rows = _stored_rows(
             exchange, symbol, timeframe, count, _last_open(horizon, timeframe)
         )

@@ -16,6 +16,7 @@ from django.db import connection
 from marketdata import services, timeframes
 from marketdata.cache import computed
 from marketdata.clients.ccxt_client import CcxtClient
+from marketdata.clients.synthetic import SyntheticClient
 from marketdata.indicators import parse_specs
 from marketdata.models import Candle, FundingRate
 from marketdata.series import WINDOW
@@ -163,6 +164,28 @@ def test_a_miss_fills_missing_candles_from_the_client_and_computes_once(
     assert Candle.objects.filter(symbol="ETH/USDT", timeframe="4h").count() >= WINDOW
     assert services.ohlcv_get(symbol="ETH/USDT", timeframe="4h", limit=50).hit
     assert computations == ["synthetic:ETH/USDT:4h:candles", "synthetic:ETH/USDT:4h:ohlcv:limit=50"]
+
+
+class _RacedClient(SyntheticClient):
+    """A venue whose candles another runner stores while this one is fetching them (both read
+    the same empty series a moment earlier, as threads of one engine round do on a cold cache)."""
+
+    def fetch_ohlcv(self, **kwargs: Any) -> list[Any]:
+        candles = super().fetch_ohlcv(**kwargs)
+        services.candles_ingest(exchange=self.exchange_id, symbol=kwargs["symbol"],
+                                timeframe=kwargs["timeframe"], candles=candles)  # fmt: skip
+        return candles
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fill_someone_else_stored_first_is_read_back_not_served_empty(now: datetime) -> None:
+    """The ingest after the fetch changes nothing (the rows are there already): the read still
+    returns them, so no empty window is computed and cached for the series (an engine cycle
+    would fail on it with an IndexError until the next candle close)."""
+    read = services.read_series(_RacedClient(), "BNB/USDT", "1h", 1030)
+    assert len(read.rows) == 1030
+    assert read.rows[-1][0] == timeframes.last_closed_open_time(now, "1h")
+    assert not read.behind
 
 
 @pytest.mark.django_db(transaction=True)

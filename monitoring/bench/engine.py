@@ -36,7 +36,9 @@ def run(
             "peak_server_connections": peak.phases["measured"],
         })  # fmt: skip
         say(f"    engine {bots:,} bots: {measured['cycles_per_s']:.0f} cycles/s, p95 "
-            f"{measured['p95_ms']:.1f} ms")  # fmt: skip
+            f"{measured['p95_ms']:.1f} ms, {measured['errors']} errors")  # fmt: skip
+        for text in measured["error_messages"]:
+            say(f"      {text['count']} x {text['message']}")
     get_user_model().objects.filter(username__startswith=PREFIX).delete()
     return {"concurrency": concurrency, "pool_max": settings.DB_POOL_MAX_SIZE, "symbols": symbols,
             "fleets": rows, "skipped": skipped}  # fmt: skip

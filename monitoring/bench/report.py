@@ -283,6 +283,11 @@ def _engine(r: dict[str, Any]) -> list[str]:
                      f"{row['p95_ms']:.1f} | {row['errors']} | {row['pool_size']} | "
                      f"{row['pool_errors']} | {row['peak_server_connections']} | {hit_text} | "
                      f"{row['warm_up']['cycles_per_s']:.1f} |")  # fmt: skip
+    for row in e["fleets"]:
+        for phase, part in (("warm-up", row["warm_up"]), ("measured", row)):
+            for text in part.get("error_messages", []):
+                lines.append(f"\n{row['bots']:,} bots, {phase} round: {text['count']} x "
+                             f"`{text['message']}`")  # fmt: skip
     for bots, why in e["skipped"].items():
         lines.append(f"\n{bots} bots: skipped ({why}).")
     return [*lines, ""]

@@ -139,6 +139,35 @@ def _fleet(bots: int, symbols: int) -> list[int]:
     )
 
 
+class ErrorTexts:
+    """The distinct error texts of a round's cycles with how often each came (``on_result`` of
+    the runner: called from its worker threads), so a report says what failed, not only how
+    often."""
+
+    def __init__(self, limit: int = 5) -> None:
+        self.limit = limit
+        self.counts: dict[str, int] = {}  # in order of first appearance
+        self.other = 0  # errors whose text is not among the first ``limit``
+        self._lock = threading.Lock()
+
+    def add(self, result: Any, lag: float) -> None:
+        if not result.error:
+            return
+        with self._lock:
+            if result.error in self.counts or len(self.counts) < self.limit:
+                self.counts[result.error] = self.counts.get(result.error, 0) + 1
+            else:
+                self.other += 1
+
+    def rows(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = [
+            {"message": m[:500], "count": n} for m, n in self.counts.items()
+        ]
+        if self.other:
+            rows.append({"message": "(other texts)", "count": self.other})
+        return rows
+
+
 def _due_now(ids: list[int]) -> None:
     Bot.objects.filter(pk__in=ids).update(
         next_run_at=timezone.now(), lease_until=None, lease_owner="", status=Bot.Status.ACTIVE
@@ -188,7 +217,8 @@ def _round(ids: list[int], concurrency: int) -> dict[str, Any]:
     """Every bot due once, run by one runner until idle."""
     _due_now(ids)
     connection.close()
-    runner = Runner(interval=3600, concurrency=concurrency, bot_ids=ids)
+    texts = ErrorTexts()
+    runner = Runner(interval=3600, concurrency=concurrency, bot_ids=ids, on_result=texts.add)
     cache_since = process_cache_counts()
     started = time.perf_counter()
     stats = runner.run(until_idle=True)
@@ -199,7 +229,7 @@ def _round(ids: list[int], concurrency: int) -> dict[str, Any]:
     pool = pool_stats()
     return {
         "concurrency": concurrency, "cycles": summary["cycles"], "errors": summary["errors"],
-        "seconds": round(wall, 2), "cycles_per_s": round(summary["cycles"] / wall, 1),
+        "error_messages": texts.rows(), "seconds": round(wall, 2), "cycles_per_s": round(summary["cycles"] / wall, 1),
         "p50_ms": round(summary["p50_ms"], 1), "p95_ms": round(summary["p95_ms"], 1),
         "phases_ms": phases, "pool_errors": pool["errors"], "pool_size": pool["size"],
         "cache_hit": cache_hit_rate(cache_since),
