@@ -1,10 +1,12 @@
-"""Conditional and cached dashboard reads: an ETag from the user's data version, ``304 Not
+"""Conditional and cached dashboard reads (the five dashboard endpoints and the bot and trade
+lists, ``GET /api/bots/`` and ``GET /api/trades/``): an ETag from the user's data version, ``304 Not
 Modified`` for a client that already has the body, and a per-user response cache for repeats.
 
 The tag and the cache key hash the user, their data version (``trading/dataversion.py``, moved
 by every committed write of theirs), the current ``DASHBOARD_CACHE_SECONDS`` time bucket (the
 bodies' sliding windows, "the last 24 hours", move without a write: a body is at most that old
-as to its window's edges, never as to a write), the path and the sorted query. A write therefore
+as to its window's edges, never as to a write), the scheme and host (a page's links are
+absolute), the path and the sorted query. A write therefore
 invalidates every cached body and tag of its user at once, and nobody else's.
 
 One Redis round trip per request (``Prefetch``): before DRF authenticates a token request, one
@@ -64,12 +66,15 @@ class Prefetched(NamedTuple):
     body: bytes | None
 
 
-def _query(request: Request) -> str:
-    return urlencode(sorted(request.query_params.lists()), doseq=True)
+def _where(request: Request) -> str:
+    """Scheme, host, path and sorted query: a list's ``next`` and ``previous`` links are
+    absolute, so a body cached through one host name is never served through another."""
+    query = urlencode(sorted(request.query_params.lists()), doseq=True)
+    return f"{request.scheme}://{request.get_host()}{request.path}?{query}"
 
 
 def _tag(request: Request, version: int, bucket: int) -> str:
-    ident = f"{request.user.pk}:{version}:{bucket}:{request.path}?{_query(request)}"
+    ident = f"{request.user.pk}:{version}:{bucket}:{_where(request)}"
     return hashlib.blake2b(ident.encode(), digest_size=12).hexdigest()
 
 
@@ -78,12 +83,12 @@ def _body_prefix() -> str:
 
 
 def _body_suffix(request: Request, bucket: int) -> str:
-    where = hashlib.blake2b(f"{request.path}?{_query(request)}".encode(), digest_size=12)
+    where = hashlib.blake2b(_where(request).encode(), digest_size=12)
     return f"{bucket}:{where.hexdigest()}"
 
 
 def _body_key(request: Request, user_id: int, version: int, bucket: int) -> str:
-    """``<prefix>:dash:<user>:<version>:<bucket>:<hash of path and sorted query>``."""
+    """``<prefix>:dash:<user>:<version>:<bucket>:<hash of host, path and sorted query>``."""
     return f"{_body_prefix()}{int(user_id)}:{version}:{_body_suffix(request, bucket)}"
 
 
@@ -122,10 +127,15 @@ def prefetch(request: Request) -> None:
 
 class Prefetch:
     """Mixin for an APIView whose ``get`` is ``@conditional``: ``prefetch`` before DRF
-    authenticates (content negotiation has run: the renderer is known)."""
+    authenticates (content negotiation has run: the renderer is known). On a viewset, only
+    for the ``prefetch_actions`` that are ``@conditional`` (a write gets no body prefetched)."""
+
+    prefetch_actions: tuple[str, ...] | None = None  # None: every request (an APIView's get)
 
     def perform_authentication(self, request: Request) -> None:
-        prefetch(request)
+        actions = self.prefetch_actions
+        if actions is None or getattr(self, "action", None) in actions:
+            prefetch(request)
         super().perform_authentication(request)  # type: ignore[misc]
 
 

@@ -13,8 +13,8 @@ Where the bumps come from (each after commit, never for a rolled-back write):
 
 A write that bypasses both (a queryset ``.update()`` or raw SQL without an event) must call
 ``bump_on_commit(owner_id)`` itself, as ``positions_mark``, ``bot_set_status``, the drawdown
-pause, ``stats_rebuild`` and ``account_equity_rebuild`` do; one that forgets serves cached bodies
-and 304s until the ``DASHBOARD_CACHE_SECONDS`` bucket ends. Without Redis (or while it fails) there is no version:
+pause, ``stats_rebuild``, ``account_equity_rebuild`` and the engine's ``schedule.complete`` do;
+one that forgets serves cached bodies and 304s until the ``DASHBOARD_CACHE_SECONDS`` bucket ends. Without Redis (or while it fails) there is no version:
 ``current`` answers None and the dashboard answers in full, uncached.
 """
 

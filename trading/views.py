@@ -130,13 +130,14 @@ def _pk(value: Any, what: str) -> int:
 # --- Bots ---------------------------------------------------------------------------------------
 
 
-class BotViewSet(viewsets.GenericViewSet):
+class BotViewSet(Prefetch, viewsets.GenericViewSet):
     lookup_value_converter = "int"
     schema = PageSchema()
     """A user's bots. Start, pause and stop change only the status: open positions stay open
     (close them with POST /api/positions/{id}/close)."""
 
     serializer_class = s.BotOut
+    prefetch_actions = ("list",)
 
     def get_serializer_class(self) -> type:
         # What OPTIONS describes: the input a write accepts, not the bot it returns.
@@ -156,6 +157,7 @@ class BotViewSet(viewsets.GenericViewSet):
         return {field: getattr(bot, "pk" if field == "id" else field) for field in s.BOT_FIELDS}
 
     @extend_schema(parameters=PAGE_PARAMS, responses={200: s.BotPage, 400: BAD_REQUEST})
+    @conditional
     def list(self, request: Request) -> Response:
         pages = page_request(request)
         total, _ = self.get_queryset().list_total()
@@ -334,10 +336,11 @@ def trades_page(request: Request) -> dict[str, Any]:
     )  # fmt: skip
 
 
-class TradeViewSet(viewsets.GenericViewSet):
+class TradeViewSet(Prefetch, viewsets.GenericViewSet):
     lookup_value_converter = "int"
     schema = PageSchema()
     serializer_class = s.TradeOut
+    prefetch_actions = ("list",)
 
     def get_queryset(self) -> QuerySet:
         return Trade.objects.for_owner(self.request.user)
@@ -345,6 +348,7 @@ class TradeViewSet(viewsets.GenericViewSet):
     @extend_schema(
         parameters=TRADE_PARAMS, responses={200: s.TradePage, 400: BAD_REQUEST, 404: ERROR}
     )
+    @conditional
     def list(self, request: Request) -> Response:
         return Response(trades_page(request))
 

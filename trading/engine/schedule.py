@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection
 from django.utils import timezone
 
+from trading import dataversion
 from trading.models import Bot
 
 # uses bot_due_idx (partial index on (next_run_at, id) WHERE status = 'active'): an index range
@@ -144,6 +145,7 @@ SET next_run_at = GREATEST(b.next_run_at, v.as_of + %(interval)s * INTERVAL '1 s
 FROM (SELECT unnest(%(ids)s::bigint[]) AS id, unnest(%(as_of)s::timestamptz[]) AS as_of,
              unnest(%(errors)s::text[]) AS error) AS v
 WHERE b.id = v.id {{owned}}
+RETURNING b.owner_id
 """
 
 
@@ -159,7 +161,8 @@ def complete(
     count a retry of the bot's last ``as_of`` again (concurrent completions of one instant are
     serialised by the row lock, and the second sees the first's ``last_cycle_at``). With ``runner``, only the bots whose
     lease it still holds are updated (an expired lease taken over by another runner is theirs).
-    Returns the rows updated."""
+    Returns the rows updated. Those fields are in ``GET /api/bots/``: each owner's data version
+    moves (after commit), or that cached list would show the cycle before."""
     if not results:
         return 0
     owned = "AND b.lease_owner = %(runner)s" if runner is not None else ""
@@ -174,7 +177,10 @@ def complete(
                 "runner": runner,
             },
         )
-        return cursor.rowcount
+        rows = cursor.fetchall()
+    for owner_id in sorted({owner_id for (owner_id,) in rows}):
+        dataversion.bump_on_commit(owner_id)  # raw SQL: no post_save
+    return len(rows)
 
 
 def release(*, bot_ids: list[int], runner: str) -> int:

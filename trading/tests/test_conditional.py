@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 from django.db import transaction
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
 from accounts.services import token_create, token_revoke
 from trading import dataversion, services
+from trading.engine import schedule
 from trading.models import Bot, Position
 from trading.tests.factories import make_bot, make_user
 
@@ -107,6 +109,15 @@ def _delete(user: Any, bot: Bot, client: Client) -> None:
     services.bot_delete(bot=bot)
 
 
+def _cycle(user: Any, bot: Bot, client: Client) -> None:
+    # The engine's completion: raw SQL on the bot row (cycle count, last cycle, next run).
+    assert schedule.complete(results=[(bot.pk, timezone.now(), "")], interval=60) == 1
+
+
+def _names(body: dict) -> list[str]:
+    return [row["name"] for row in body["results"]]
+
+
 # (write, endpoint, what the body says after it)
 WRITES: list[tuple[Callable[..., None], str, Callable[[dict], Any]]] = [
     (_create, "/api/dashboard/stats", lambda body: body["bots"]["total"] == 2),
@@ -117,11 +128,22 @@ WRITES: list[tuple[Callable[..., None], str, Callable[[dict], Any]]] = [
     (_position_close, "/api/dashboard/trades", lambda body: body["total"] == 2),
     (_snapshot, "/api/dashboard/equity-curve", lambda body: len(body["results"]) == 1),
     (_delete, "/api/dashboard/stats", lambda body: body["bots"]["total"] == 0),
+    # The two lists of the dashboard refresh, cached the same way.
+    (_create, "/api/bots/", lambda body: body["total"] == 2),
+    (_update, "/api/bots/", lambda body: _names(body) == ["renamed"]),
+    (_start, "/api/bots/", lambda body: body["results"][0]["status"] == "active"),
+    (_position_open, "/api/bots/", lambda body: body["results"][0]["capital"] != "10000.00000000"),
+    (_cycle, "/api/bots/", lambda body: body["results"][0]["cycle_count"] == 1),
+    (_delete, "/api/bots/", lambda body: body["total"] == 0),
+    (_position_open, "/api/trades/?limit=50", lambda body: body["total"] == 1),
+    (_position_close, "/api/trades/?limit=50", lambda body: body["total"] == 2),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("auth", sorted(CLIENTS))  # token: the one-round-trip prefetch
-@pytest.mark.parametrize(("write", "path", "changed"), WRITES, ids=[w[0].__name__ for w in WRITES])
+@pytest.mark.parametrize(
+    ("write", "path", "changed"), WRITES, ids=[f"{w[0].__name__}-{w[1]}" for w in WRITES]
+)
 def test_each_write_invalidates_what_it_changes(
     write: Callable[..., None],
     path: str,
@@ -286,21 +308,24 @@ def test_a_token_repeat_is_one_redis_round_trip_and_no_query(
     assert again.status_code == 304 or again.content == first.content
 
 
+@pytest.mark.parametrize("path", ["/api/dashboard/stats", "/api/bots/", "/api/trades/?limit=50"])
 @pytest.mark.parametrize("change", ["revoke", "deactivate"])
-def test_a_cached_body_is_refused_to_a_token_revoked_at_once(change: str, settings: Any) -> None:
+def test_a_cached_body_is_refused_to_a_token_revoked_at_once(
+    change: str, path: str, settings: Any
+) -> None:
     settings.API_TOKEN_CACHE_SECONDS = 30  # the token cached too: the prefetch's case
     user = make_user()
     make_bot(owner=user)
     client = with_token(user)
-    first = client.get("/api/dashboard/stats")
-    assert client.get("/api/dashboard/stats").content == first.content  # from the cache
+    first = client.get(path)
+    assert client.get(path).content == first.content  # from the cache
     if change == "revoke":
         token_revoke(token=ApiToken.objects.get(user=user))
     else:
         user.is_active = False
         user.save()
-    assert client.get("/api/dashboard/stats").status_code == 401
-    refused = client.get("/api/dashboard/stats", headers={"If-None-Match": first["ETag"]})
+    assert client.get(path).status_code == 401
+    refused = client.get(path, headers={"If-None-Match": first["ETag"]})
     assert refused.status_code == 401
 
 
@@ -316,3 +341,67 @@ def test_two_users_tokens_never_share_a_body_or_a_tag(settings: Any) -> None:
         assert mine.json()["bots"]["total"] == 1 and theirs.json()["bots"]["total"] == 2
         assert mine["ETag"] != theirs["ETag"]
     assert b.get("/api/dashboard/stats", headers={"If-None-Match": mine["ETag"]}).status_code == 200
+
+
+@pytest.mark.parametrize("auth", sorted(CLIENTS))
+def test_two_users_never_share_a_cached_list(auth: str, settings: Any) -> None:
+    settings.API_TOKEN_CACHE_SECONDS = 30
+    alice, bob = make_user(), make_user()
+    _open(make_bot(owner=alice))
+    for _ in range(2):
+        make_bot(owner=bob)
+    a, b = CLIENTS[auth](alice), CLIENTS[auth](bob)
+    for _ in range(2):  # the second round from the cache
+        bots, theirs = a.get("/api/bots/"), b.get("/api/bots/")
+        assert bots.json()["total"] == 1 and theirs.json()["total"] == 2
+        assert bots["ETag"] != theirs["ETag"]
+        trades, none = a.get("/api/trades/?limit=50"), b.get("/api/trades/?limit=50")
+        assert trades.json()["total"] == 1 and none.json()["total"] == 0
+    assert b.get("/api/bots/", headers={"If-None-Match": bots["ETag"]}).status_code == 200
+
+
+def test_a_token_list_repeat_is_one_redis_round_trip_and_no_query(
+    round_trips: list[int], django_assert_num_queries: Any, settings: Any
+) -> None:
+    settings.API_TOKEN_CACHE_SECONDS = 30
+    user = make_user()
+    _open(make_bot(owner=user))
+    client = with_token(user)
+    for path in ("/api/bots/", "/api/trades/?limit=50"):
+        first = client.get(path)  # fills the token cache and the body
+        assert first.status_code == 200
+        round_trips[0] = 0
+        with django_assert_num_queries(0):
+            again = client.get(path)
+        assert again.status_code == 200 and again.content == first.content
+        assert round_trips[0] == 1  # token, data version and body in one script
+
+
+def test_a_write_on_a_cached_list_answers_the_write(settings: Any) -> None:
+    # The viewset prefetches for its list only: a POST is the create, never a cached body.
+    settings.API_TOKEN_CACHE_SECONDS = 30
+    user = make_user()
+    make_bot(owner=user)
+    client = with_token(user)
+    listed = client.get("/api/bots/")
+    assert client.get("/api/bots/").content == listed.content
+    body = {"name": "new", "strategy": "momentum", "initial_capital": "100",
+            "symbols": ["BTC/USDT"]}  # fmt: skip
+    created = client.post("/api/bots/", body, format="json")
+    assert created.status_code == 201 and created.json()["name"] == "new"
+    assert client.get("/api/bots/").json()["total"] == 2
+
+
+def test_a_list_cached_through_one_host_is_not_served_through_another(settings: Any) -> None:
+    # The page's links are absolute: the host is part of the cache key and the tag.
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "other.example"]
+    user = make_user()
+    for _ in range(11):
+        make_bot(owner=user)
+    client = logged_in(user)
+    first = client.get("/api/bots/?limit=10")
+    assert first.json()["next"].startswith("http://testserver/")
+    assert client.get("/api/bots/?limit=10").content == first.content  # from the cache
+    other = client.get("/api/bots/?limit=10", headers={"Host": "other.example"})
+    assert other.json()["next"].startswith("http://other.example/")
+    assert other["ETag"] != first["ETag"]
