@@ -65,10 +65,14 @@ def http(results: dict[str, Any], out: Path) -> str | None:
     if not h or "ceiling" not in h:
         return None
     kinds = [("ceiling", "/healthz\n(ceiling)"), ("mix_full", "mix, full"),
-             ("mix_conditional", "mix,\nIf-None-Match"), ("mix_unpooled", "mix, full,\nno pool")]  # fmt: skip
-    fig, ax = plt.subplots(figsize=(8, 4))
+             ("mix_conditional", "mix,\nIf-None-Match"), ("mix_uncached", "mix, full,\nno cache"),
+             ("mix_unpooled", "mix, full, no\ncache, no pool")]  # fmt: skip
+    kinds = [(key, label) for key, label in kinds if key in h]
+    colours = {"ceiling": "grey", "mix_full": "tab:blue", "mix_conditional": "tab:green",
+               "mix_uncached": "tab:orange", "mix_unpooled": "tab:red"}  # fmt: skip
+    fig, ax = plt.subplots(figsize=(9, 4))
     ax.bar([label for _, label in kinds], [h[key]["rps"] for key, _ in kinds],
-           color=["grey", "tab:blue", "tab:green", "tab:red"])  # fmt: skip
+           color=[colours[key] for key, _ in kinds])  # fmt: skip
     ax.set_ylabel("requests/s")
     ax.set_title(f"Over HTTP: {h['server']}, {h['ceiling']['clients']} clients")
     return _save(fig, out, "http.png")

@@ -217,8 +217,10 @@ def _http(r: dict[str, Any]) -> list[str]:
         (f"`{CEILING}` (ceiling)", "ceiling", 1.0),
         ("dashboard mix, full responses", "mix_full", h["full_share_of_ceiling"]),
         ("dashboard mix, If-None-Match", "mix_conditional", h["conditional_share_of_ceiling"]),
-        ("dashboard mix, full, no pool (a connection per request)", "mix_unpooled",
-         h["unpooled_share_of_ceiling"]),
+        ("dashboard mix, full, response cache off", "mix_uncached",
+         h.get("uncached_share_of_ceiling")),
+        ("dashboard mix, full, response cache off, no pool (a connection per request)",
+         "mix_unpooled", h["unpooled_share_of_ceiling"]),
         (f"`{CEILING}` (ceiling), wide", "ceiling_wide", 1.0),
         ("dashboard mix, full responses, wide", "mix_full_wide",
          h.get("full_wide_share_of_ceiling")),
@@ -232,7 +234,11 @@ def _http(r: dict[str, Any]) -> list[str]:
         lines.append(f"| {label} | {row['rps']:.0f} | {lat.get('p50', 0):.1f} | "
                      f"{lat.get('p95', 0):.1f} | {lat.get('p99', 0):.1f} | {row['errors']} | "
                      f"{row['statuses']} | {share:.0%} |")  # fmt: skip
-    lines += ["", f"Pooled / unpooled (full mix, req/s): {h['pooled_vs_unpooled']:.2f}x.", ""]
+    pool_mix = "full mix, response cache off" if "mix_uncached" in h else "full mix"
+    lines += ["", f"Pooled / unpooled ({pool_mix}, req/s): {h['pooled_vs_unpooled']:.2f}x."]
+    if "cached_vs_uncached" in h:
+        lines.append(f"Response cache on / off (full mix, req/s): {h['cached_vs_uncached']:.2f}x.")
+    lines.append("")
     if b := h.get("baseline"):
         lines += [
             f"Against `--baseline {b['checkout']}` (its own gunicorn, same database, slices "

@@ -65,12 +65,19 @@ def test_runs_end_to_end_on_its_own_database_and_writes_every_section(tmp_path: 
         2, 2, 4, 4,
     ]  # fmt: skip
     assert 0 < http["full_wide_share_of_ceiling"]
+    # The pool is compared on the mix with the response cache off, on both sides.
+    for key in ("mix_uncached", "mix_unpooled"):
+        assert http[key]["errors"] == 0 and set(http[key]["statuses"]) == {"200"}, http[key]
+    assert http["pooled_vs_unpooled"] == round(
+        http["mix_uncached"]["rps"] / http["mix_unpooled"]["rps"], 2
+    )
 
     text = (tmp_path / "report.md").read_text()
     for title in report.SECTIONS:
         assert title in text
     assert "Not measured" not in text
     assert "dashboard mix, full responses, 4 clients" in text
+    assert "Pooled / unpooled (full mix, response cache off, req/s)" in text
     assert sorted(results["charts"]) == sorted(
         ["endpoints.png", "http.png", "ratios.png", "scale.png", "engine.png"]
     )

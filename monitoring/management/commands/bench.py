@@ -27,9 +27,11 @@ line per phase. Phases:
 8. ``http``: gunicorn started here on 127.0.0.1 (``WEB_CONCURRENCY`` workers, default 2), N
    clients (default 8) for ``--seconds`` each on a trivial endpoint (``/healthz``, the stack's
    ceiling), the dashboard mix with full responses, and the same mix as a polling client sends
-   it (``If-None-Match``), and the full mix on a second, identical server without the pool
-   (``DB_POOL_DISABLED=1``: a new connection per request), all interleaved in ``--rounds``
-   slices: req/s, p50/p95/p99, errors, each mix as a share of the ceiling, pooled / unpooled;
+   it (``If-None-Match``), and the full mix with the response cache off
+   (``DASHBOARD_CACHE_SECONDS=0``: every request runs its SQL) on two more servers, one pooled
+   and one without the pool (``DB_POOL_DISABLED=1``: a new connection per request), all
+   interleaved in ``--rounds`` slices: req/s, p50/p95/p99, errors, each mix as a share of the
+   ceiling, pooled / unpooled (cache off on both), cache on / off;
 9. ``page``: the dashboard page in headless Chromium (``bench_page``'s measurement): cold and warm
    loads, with the page's first data inside and without (``/?initial=0``);
 10. ``engine``: fleets of ``--engine-bots`` (10, 100, 1,000) through ``bench_engine``'s fleet and
@@ -537,8 +539,11 @@ class Command(BaseCommand):
                 }
         return rows
 
-    def _server(self, pooled: bool, checkout: Path | None = None) -> tuple[str, subprocess.Popen]:
-        """gunicorn on a free port, from this checkout or (``checkout``) another one."""
+    def _server(
+        self, pooled: bool, checkout: Path | None = None, cached: bool = True
+    ) -> tuple[str, subprocess.Popen]:
+        """gunicorn on a free port, from this checkout or (``checkout``) another one; ``cached``
+        False turns the dashboard response cache off (``DASHBOARD_CACHE_SECONDS=0``)."""
         port = _free_port()
         env = {
             **os.environ,
@@ -547,6 +552,8 @@ class Command(BaseCommand):
             "WEB_CONCURRENCY": self.workers, "LOG_LEVEL": "WARNING",
             "SECRET_KEY": settings.SECRET_KEY, "DB_POOL_DISABLED": "0" if pooled else "1",
         }  # fmt: skip
+        if not cached:
+            env["DASHBOARD_CACHE_SECONDS"] = "0"
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         python = sys.executable
         if checkout is not None:
@@ -569,9 +576,12 @@ class Command(BaseCommand):
             server.wait(timeout=10)
 
     def _http(self, options: dict[str, Any]) -> dict[str, Any]:
-        """Two servers alike but for the pool: the pooled one takes the ceiling, full and
-        conditional mixes; the other (DB_POOL_DISABLED=1: a new server connection per request)
-        the full mix, for the pooled / unpooled ratio."""
+        """The pooled server takes the ceiling, full and conditional mixes. Two more, alike but
+        with the response cache off (``DASHBOARD_CACHE_SECONDS=0``: every mix request runs its
+        SQL), one pooled and one with ``DB_POOL_DISABLED=1`` (a new server connection per
+        request), take the full mix for the pooled / unpooled ratio: with the cache on, a mix
+        request reads a cached body and no connection at all, so the ratio would not measure
+        the pool."""
         from accounts.services import token_create
 
         user = self.user
@@ -580,14 +590,16 @@ class Command(BaseCommand):
         try:
             base, server = self._server(pooled=True)
             servers.append(server)
-            unpooled, server = self._server(pooled=False)
+            uncached, server = self._server(pooled=True, cached=False)
+            servers.append(server)
+            unpooled, server = self._server(pooled=False, cached=False)
             servers.append(server)
             baseline = None
             if options["baseline"]:
                 baseline, server = self._server(pooled=True, checkout=Path(options["baseline"]))
                 servers.append(server)
             began = time.monotonic()
-            for url, server in zip((base, unpooled, baseline), servers, strict=False):
+            for url, server in zip((base, uncached, unpooled, baseline), servers, strict=False):
                 self._wait_for(url + CEILING, server)
             self.stdout.write(f"    {len(servers)} gunicorn servers up in "
                               f"{time.monotonic() - began:.0f} s")  # fmt: skip
@@ -595,13 +607,14 @@ class Command(BaseCommand):
             clients, seconds = options["clients"], options["seconds"]
             get = httpclient.CLIENTS[options["http_client"]]
             for path in MIX:  # warm the workers (connections, caches)
-                for url in (base, unpooled, baseline):
+                for url in (base, uncached, unpooled, baseline):
                     if url is not None:
                         self._warm(url + path, headers)
             loads = {
                 "ceiling": Load(base, [CEILING], {}, clients, get=get),
                 "mix_full": Load(base, MIX, headers, clients, get=get),
                 "mix_conditional": Load(base, MIX, headers, clients, conditional=True, get=get),
+                "mix_uncached": Load(uncached, MIX, headers, clients, get=get),
                 "mix_unpooled": Load(unpooled, MIX, headers, clients, get=get),
             }
             if wide := options["wide_clients"]:
@@ -647,9 +660,13 @@ class Command(BaseCommand):
                 if "mix_full_wide" in measured
                 else {}
             ),
+            "uncached_share_of_ceiling": round(measured["mix_uncached"]["rps"] / ceiling, 3),
             "unpooled_share_of_ceiling": round(measured["mix_unpooled"]["rps"] / ceiling, 3),
             "pooled_vs_unpooled": round(
-                measured["mix_full"]["rps"] / max(measured["mix_unpooled"]["rps"], 0.1), 2
+                measured["mix_uncached"]["rps"] / max(measured["mix_unpooled"]["rps"], 0.1), 2
+            ),
+            "cached_vs_uncached": round(
+                measured["mix_full"]["rps"] / max(measured["mix_uncached"]["rps"], 0.1), 2
             ),
         }
 
