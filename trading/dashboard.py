@@ -106,18 +106,21 @@ def stats_sql(scope: Scope) -> tuple[str, list[Any]]:
     bots_where, bots_params = scope.where("b", bot_column="id")
     pos_where, pos_params = scope.where("p")
     stats_where, stats_params = scope.where("s")
+    # One pass over the user's bots (FILTERed counts): seven scalar subqueries each read them.
     sql = f"""
         SELECT
-            (SELECT COUNT(*) FROM {BOT} b WHERE {bots_where}),
-            (SELECT COUNT(*) FROM {BOT} b WHERE {bots_where} AND b.status = 'active'),
-            (SELECT COUNT(*) FROM {BOT} b WHERE {bots_where} AND b.status = 'paused'),
-            (SELECT COUNT(*) FROM {BOT} b WHERE {bots_where} AND b.status = 'stopped'),
-            (SELECT COUNT(*) FROM {BOT} b WHERE {bots_where} AND b.status = 'inactive'),
-            (SELECT COALESCE(SUM(b.capital), 0) FROM {BOT} b WHERE {bots_where}),
-            (SELECT COALESCE(SUM(b.initial_capital), 0) FROM {BOT} b WHERE {bots_where}),
+            bt.n, bt.active, bt.paused, bt.stopped, bt.inactive, bt.cash, bt.initial,
             pos.n, pos.margin, pos.unrealized,
             st.trades, st.closed, st.wins, st.losses, st.pnl, st.fees
         FROM
+            (SELECT COUNT(*) AS n,
+                    COUNT(*) FILTER (WHERE b.status = 'active') AS active,
+                    COUNT(*) FILTER (WHERE b.status = 'paused') AS paused,
+                    COUNT(*) FILTER (WHERE b.status = 'stopped') AS stopped,
+                    COUNT(*) FILTER (WHERE b.status = 'inactive') AS inactive,
+                    COALESCE(SUM(b.capital), 0) AS cash,
+                    COALESCE(SUM(b.initial_capital), 0) AS initial
+             FROM {BOT} b WHERE {bots_where}) bt,
             (SELECT COUNT(*) AS n, COALESCE(SUM(p.margin), 0) AS margin,
                     COALESCE({UNREALIZED_SUM_SQL}, 0) AS unrealized
              FROM {POSITION} p WHERE {pos_where} AND p.status = 'open') pos,
@@ -127,7 +130,7 @@ def stats_sql(scope: Scope) -> tuple[str, list[Any]]:
                     COALESCE(SUM(s.realized_pnl), 0) AS pnl, COALESCE(SUM(s.fees), 0) AS fees
              FROM {STATS} s WHERE {stats_where}) st
     """
-    return sql, bots_params * 7 + pos_params + stats_params
+    return sql, bots_params + pos_params + stats_params
 
 
 def stats(scope: Scope) -> dict[str, Any]:

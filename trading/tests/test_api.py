@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test.utils import override_settings
 from rest_framework.test import APIClient
 
 from marketdata.prices import last_prices
@@ -501,6 +502,13 @@ def test_stats_agree_with_the_ledger(demo_api: APIClient, demo_user: Any) -> Non
     assert stats["trade_count"] == Trade.objects.filter(owner=demo_user).count()
     assert stats["open_positions"] == open_positions.count()
     assert stats["bots"]["total"] == bots.count()
+    # every status counted apart (one pass over the bots with FILTERed counts)
+    for i, status in enumerate(["paused", "stopped"]):
+        bots.filter(pk=bots.order_by("id")[i].pk).update(status=status)
+    with override_settings(DASHBOARD_CACHE_SECONDS=0):  # .update() moves no data version
+        by_status = demo_api.get("/api/dashboard/stats").json()["bots"]
+    for status in ["active", "paused", "stopped", "inactive"]:
+        assert by_status[status] == bots.filter(status=status).count(), status
     closed = Position.objects.filter(owner=demo_user, status="closed")
     wins = sum(1 for p in closed if p.realized_pnl - p.fees > 0)
     assert stats["wins"] == wins
